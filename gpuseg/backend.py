@@ -1,0 +1,151 @@
+"""One switch between the CPU (numpy, scipy, scikit-image) and the GPU (cupy, cupyx, cuCIM).
+
+Array code never branches on the device itself: it asks :func:`for_array` for the
+modules that match the array it was given, and calls ``xp``, ``ndi`` and ``ski``
+exactly as it would call numpy, ``scipy.ndimage`` and scikit-image.
+
+Examples
+--------
+>>> import numpy as np
+>>> be = resolve("cpu")
+>>> be.name, be.xp.__name__, be.ndi.__name__
+('cpu', 'numpy', 'scipy.ndimage')
+>>> for_array(np.zeros(3)).name
+'cpu'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import types
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import DeviceError
+
+log = logging.getLogger("gpuseg")
+
+Device = Literal["auto", "cpu", "gpu"]
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """The array modules of one device.
+
+    Attributes
+    ----------
+    name : {"cpu", "gpu"}
+    xp : module
+        ``numpy`` or ``cupy``.
+    ndi : module
+        ``scipy.ndimage`` or ``cupyx.scipy.ndimage``.
+    ski : module or None
+        ``skimage`` or ``cucim.skimage`` (None on a GPU without cuCIM).
+    """
+
+    name: str
+    xp: types.ModuleType
+    ndi: types.ModuleType
+    ski: types.ModuleType | None
+
+    def asarray(self, array: Any) -> Any:
+        """Move ``array`` onto this backend's device (no copy if already there)."""
+        return self.xp.asarray(array)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """Return ``array`` as a numpy array on the host."""
+        return to_host(array)
+
+
+@functools.cache
+def _cpu() -> Backend:
+    import scipy.ndimage
+    import skimage
+
+    return Backend("cpu", np, scipy.ndimage, skimage)
+
+
+@functools.cache
+def gpu_status() -> tuple[bool, str]:
+    """Whether a CUDA device really works, and why not if it does not.
+
+    Importing cupy is not enough: with no usable driver cupy imports fine and
+    fails on first use (``cudaErrorInsufficientDriver``), so a tiny kernel is run.
+    """
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        return False, f"cupy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return False, "no CUDA device found"
+        int((cupy.arange(4) * 2).sum())
+    except Exception as exc:
+        return False, f"CUDA is not usable ({type(exc).__name__}: {exc})"
+    return True, ""
+
+
+@functools.cache
+def _gpu() -> Backend:
+    import cupy
+    import cupyx.scipy.ndimage
+
+    try:
+        import cucim.skimage as ski
+    except Exception:  # cuCIM is optional: filters need only cupyx
+        ski = None
+    return Backend("gpu", cupy, cupyx.scipy.ndimage, ski)
+
+
+def resolve(device: str = "auto") -> Backend:
+    """Return the backend for ``device``.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "gpu"}
+        ``auto`` takes the GPU only when a CUDA device actually works and
+        otherwise falls back to the CPU with one log line.
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    DeviceError
+        ``gpu`` was asked for and no GPU is usable, or ``device`` is unknown.
+    """
+    if device == "cpu":
+        return _cpu()
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}: use one of auto, cpu, gpu")
+    ok, why = gpu_status()
+    if ok:
+        return _gpu()
+    if device == "gpu":
+        raise DeviceError(f"--device gpu was asked for but no GPU is usable: {why}; use --device cpu")
+    _log_fallback(why)
+    return _cpu()
+
+
+@functools.cache
+def _log_fallback(why: str) -> None:
+    log.info("no usable GPU (%s); computing on the CPU", why)
+
+
+def for_array(array: Any) -> Backend:
+    """Return the backend whose device holds ``array`` (cupy arrays: GPU; anything else: CPU)."""
+    if type(array).__module__.split(".")[0] == "cupy":
+        return _gpu()
+    return _cpu()
+
+
+def to_host(array: Any) -> np.ndarray:
+    """Return ``array`` as a numpy array (copying from the GPU if needed)."""
+    if type(array).__module__.split(".")[0] == "cupy":
+        return array.get()
+    return np.asarray(array)

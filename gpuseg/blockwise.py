@@ -1,0 +1,352 @@
+"""Halo'd block execution over chunked arrays: the one place that does halo arithmetic.
+
+An operation is a pure function of one padded block: ``func(*blocks, **kwargs)``. Its
+result keeps the blocks' spatial shape (the engine crops the halo off) or has the core's
+shape already (the function cropped itself, e.g. to skip work on the halo). Leading axes
+before the three spatial ones (z, y, x) are channels and pass through.
+
+Blocks are read with their halo from the inputs, clipped at the volume's faces. Near a
+face the operation therefore sees exactly what it would see on the whole array, so a
+filter with ``mode="reflect"`` reproduces the whole-array result, whatever the chunking,
+as long as the halo covers its kernel radius.
+
+Two ways to run an operation:
+
+* :func:`run` — out of core: inputs are zarr (or other sliceable) arrays, the output is a
+  zarr array written one block at a time under any dask scheduler. A block is written
+  whole or not at all; a run killed half-way resumes where it stopped and ends with the
+  same bytes as an uninterrupted one. The output appears at its path only when complete.
+* :func:`apply` — in memory or lazy: numpy/cupy arrays in, arrays out; dask arrays in,
+  a lazy dask array out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import backend, cluster
+from .errors import OutputError, ParameterError
+from .io import zarrio
+from .io.paths import parse
+
+log = logging.getLogger("gpuseg")
+
+SPATIAL = 3
+RUN_KEY = "gpuseg_run"
+DONE_DIR = ".gpuseg-done"
+
+
+def normalize_halo(halo: int | Sequence[int]) -> tuple[int, ...]:
+    """One halo width or one per axis → a tuple of three non-negative ints."""
+    values = [int(halo)] * SPATIAL if np.isscalar(halo) else [int(h) for h in halo]
+    if len(values) != SPATIAL or min(values) < 0:
+        raise ParameterError(f"halo {halo!r} must be one or {SPATIAL} non-negative integers")
+    return tuple(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One block of the grid.
+
+    Attributes
+    ----------
+    index : tuple of int
+        Position in the block grid.
+    core : tuple of slice
+        The region of the volume this block writes.
+    padded : tuple of slice
+        The region read: ``core`` grown by the halo, clipped to the volume.
+    inner : tuple of slice
+        Where ``core`` lies inside the padded block.
+    """
+
+    index: tuple[int, ...]
+    core: tuple[slice, ...]
+    padded: tuple[slice, ...]
+    inner: tuple[slice, ...]
+
+    @property
+    def key(self) -> str:
+        return "-".join(map(str, self.index))
+
+
+def iter_blocks(shape: Sequence[int], block_shape: Sequence[int], halo: int | Sequence[int]) -> Iterator[Block]:
+    """Every block of ``block_shape`` tiling ``shape``, with its halo'd read region.
+
+    Examples
+    --------
+    >>> b = list(iter_blocks((10,), (4,), 0))  # doctest: +SKIP
+    >>> blocks = list(iter_blocks((10, 4, 4), (4, 4, 4), (2, 0, 0)))
+    >>> [(b.core[0], b.padded[0], b.inner[0]) for b in blocks]  # doctest: +NORMALIZE_WHITESPACE
+    [(slice(0, 4, None), slice(0, 6, None), slice(0, 4, None)),
+     (slice(4, 8, None), slice(2, 10, None), slice(2, 6, None)),
+     (slice(8, 10, None), slice(6, 10, None), slice(2, 4, None))]
+    """
+    halo = normalize_halo(halo)
+    grids = [range(0, n, b) for n, b in zip(shape, block_shape)]
+    for starts in itertools.product(*grids):
+        core = tuple(slice(s, min(s + b, n)) for s, b, n in zip(starts, block_shape, shape))
+        padded = tuple(slice(max(c.start - h, 0), min(c.stop + h, n)) for c, h, n in zip(core, halo, shape))
+        inner = tuple(slice(c.start - p.start, c.stop - p.start) for c, p in zip(core, padded))
+        index = tuple(s // b for s, b in zip(starts, block_shape))
+        yield Block(index, core, padded, inner)
+
+
+def _crop(result: Any, block: Block) -> Any:
+    """Crop the halo off ``result`` unless the operation already returned the core."""
+    spatial = tuple(result.shape[-SPATIAL:])
+    core = tuple(s.stop - s.start for s in block.core)
+    padded = tuple(s.stop - s.start for s in block.padded)
+    if spatial == padded:
+        return result[(Ellipsis, *block.inner)]
+    if spatial == core:
+        return result
+    raise ValueError(f"operation returned spatial shape {spatial}; expected the padded {padded} or the core {core}")
+
+
+def process_block(func: Callable, arrays: Sequence[Any], block: Block, be: backend.Backend, kwargs: Mapping) -> Any:
+    """Read ``block`` (with halo) from every array onto ``be``'s device, apply ``func``, crop."""
+    blocks = [be.asarray(a[(Ellipsis, *block.padded)]) for a in arrays]
+    return _crop(func(*blocks, **kwargs), block)
+
+
+# --------------------------------------------------------------------------- out of core
+
+
+def fingerprint(**parts: Any) -> str:
+    """A stable hash of what defines a run's output (operation, parameters, inputs)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _partial_path(path: str) -> str:
+    """Where an unfinished output lives: a hidden sibling, found again by a rerun."""
+    loc = parse(path)
+    target = Path(loc.container) / loc.inner if loc.inner else Path(loc.container)
+    hidden = target.with_name(f".{target.name}.partial.zarr")
+    return str(hidden)
+
+
+def _node_dir(path: str) -> Path:
+    loc = parse(path)
+    return Path(loc.container) / loc.inner if loc.inner else Path(loc.container)
+
+
+def _done_dir(partial: str) -> Path:
+    return _node_dir(partial) / DONE_DIR
+
+
+def _write_block(func, arrays, output, block: Block, device: str, kwargs, done_dir: str) -> int:
+    be = backend.resolve(device)
+    result = backend.to_host(process_block(func, arrays, block, be, kwargs))
+    output[(Ellipsis, *block.core)] = result.astype(output.dtype, copy=False)
+    _crash_hook()
+    # Written after the data: a block without its marker is redone on resume.
+    Path(done_dir, block.key).touch()
+    return 1
+
+
+def _crash_hook() -> None:
+    """Test hook: die like a killed process after ``GPUSEG_CRASH_AFTER`` blocks of this process."""
+    limit = os.environ.get("GPUSEG_CRASH_AFTER")
+    if limit is None:
+        return
+    _crash_hook.count = getattr(_crash_hook, "count", 0) + 1
+    if _crash_hook.count >= int(limit):
+        os._exit(137)
+
+
+def run(
+    func: Callable,
+    inputs: Sequence[Any],
+    output: str | os.PathLike,
+    *,
+    shape: Sequence[int],
+    dtype: Any,
+    halo: int | Sequence[int],
+    chunks: int | Sequence[int] | None = None,
+    block_shape: Sequence[int] | None = None,
+    channels: Sequence[int] = (),
+    attrs: Mapping[str, Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    identity: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    desc: str = "blocks",
+):
+    """Apply ``func`` to every halo'd block of ``inputs`` and write the result to a zarr array.
+
+    Parameters
+    ----------
+    func : callable
+        ``func(*padded_blocks, **kwargs) -> array``; pure, and importable by workers.
+    inputs : sequence of array-like
+        zarr arrays (or anything sliceable, e.g. a numpy memmap) sharing their last three axes.
+    output : path
+        ``store.zarr`` or ``store.zarr/array``.
+    shape, dtype : spatial shape (z, y, x) and dtype of the output.
+    halo : int or (z, y, x)
+        Voxels of context each block needs on each side (the operation's kernel radius).
+    chunks : int or (z, y, x), optional
+        Output chunk shape; default 128³.
+    block_shape : (z, y, x), optional
+        Work unit; a multiple of ``chunks`` (default: ``chunks``).
+    channels : tuple of int
+        Leading, non-spatial output axes (e.g. feature channels).
+    attrs : mapping
+        Output attributes (voxel size, provenance).
+    kwargs : mapping
+        Keyword arguments for ``func``.
+    identity : mapping
+        What defines the result beyond ``func`` and ``kwargs`` (e.g. input paths); a rerun
+        resumes an unfinished output only when this and the rest match.
+    device : {"auto", "cpu", "gpu"}
+    scheduler, workers : see :func:`gpuseg.cluster.compute`.
+    overwrite : bool
+        Replace an existing complete output (only once the new one is complete).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    zarr.Array
+        The complete output.
+    """
+    output = os.fspath(output)
+    if zarrio.exists(output) and not overwrite:
+        raise OutputError(f"{output}: already exists; pass --overwrite to replace it, or choose another output")
+    backend.resolve(device)  # fail before any work if the device is unusable
+    shape = tuple(int(s) for s in shape)
+    halo = normalize_halo(halo)
+    chunk_shape = zarrio.normalize_chunks(chunks, shape)
+    block_shape = tuple(block_shape or chunk_shape)
+    if any(b % c for b, c in zip(block_shape, chunk_shape)):
+        raise ParameterError(f"block shape {block_shape} must be a multiple of the chunk shape {chunk_shape}")
+    kwargs = dict(kwargs or {})
+    fp = fingerprint(
+        func=f"{func.__module__}.{func.__qualname__}", kwargs=kwargs, identity=identity or {},
+        shape=shape, dtype=str(np.dtype(dtype)), halo=halo, chunks=chunk_shape, channels=list(channels),
+    )
+    partial = _partial_path(output)
+    arr = _open_partial(partial, fp, (*channels, *shape), dtype, (*channels, *chunk_shape), attrs)
+    done_dir = _done_dir(partial)
+    done = set(os.listdir(done_dir))
+    blocks = [b for b in iter_blocks(shape, block_shape, halo) if b.key not in done]
+    if done:
+        log.info("%s: resuming, %d of %d blocks already written", output, len(done), len(done) + len(blocks))
+    import dask
+
+    tasks = [
+        dask.delayed(_write_block, pure=False)(func, inputs, arr, b, device, kwargs, str(done_dir)) for b in blocks
+    ]
+    cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress, desc=desc)
+    return _finish(partial, output, overwrite)
+
+
+def _open_partial(partial: str, fp: str, shape, dtype, chunks, attrs):
+    """Open the unfinished output of the same run, or start a new one."""
+    if zarrio.exists(partial):
+        arr = zarrio.open_array(partial, mode="r+")
+        if arr.attrs.get(RUN_KEY, {}).get("fingerprint") == fp:
+            return arr
+        log.info("%s: discarding an unfinished output of a different run", partial)
+        shutil.rmtree(_node_dir(partial))
+    arr = zarrio.create_array(partial, shape, dtype, chunks, {**(attrs or {}), RUN_KEY: {"fingerprint": fp}})
+    _done_dir(partial).mkdir()
+    return arr
+
+
+def _finish(partial: str, output: str, overwrite: bool):
+    """Move a complete output into place, replacing the old one only now."""
+    shutil.rmtree(_done_dir(partial))
+    source, target = _node_dir(partial), _node_dir(output)
+    if target.exists():
+        if not overwrite:
+            raise OutputError(f"{output}: appeared while computing; the result is kept at {partial}")
+        stale = target.with_name(f".{target.name}.old")
+        target.rename(stale)
+        source.rename(target)
+        shutil.rmtree(stale)
+    else:
+        source.rename(target)
+    return zarrio.open_array(output)
+
+
+# --------------------------------------------------------------------------- in memory / lazy
+
+
+def apply(
+    func: Callable,
+    *arrays: Any,
+    halo: int | Sequence[int],
+    chunks: int | Sequence[int] | None = None,
+    device: str = "auto",
+    dtype: Any = None,
+    channels: Sequence[int] = (),
+    **kwargs: Any,
+) -> Any:
+    """Apply a block operation to in-memory or dask arrays.
+
+    numpy or cupy arrays with ``chunks=None`` are processed whole on ``device`` and the
+    result is returned on the input's device. With ``chunks``, or for dask arrays, the work
+    is split into halo'd blocks and a lazy dask array is built (computed before returning
+    for numpy/cupy input).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.ndimage as ndi
+    >>> x = np.random.default_rng(0).random((20, 20, 20), dtype=np.float32)
+    >>> smooth = lambda b: ndi.uniform_filter(b, 3)
+    >>> np.allclose(apply(smooth, x, halo=1, chunks=7), ndi.uniform_filter(x, 3))
+    True
+    """
+    import dask.array as da
+
+    first = arrays[0]
+    lazy = isinstance(first, da.Array)
+    if not lazy and chunks is None:
+        be = backend.resolve(device)
+        on_gpu_input = backend.for_array(first).name == "gpu"
+        result = func(*[be.asarray(a) for a in arrays], **kwargs)
+        return result if on_gpu_input or be.name == "cpu" else backend.to_host(result)
+    spatial = tuple(first.shape[-SPATIAL:])
+    if lazy:
+        block_shape = tuple(c[0] for c in first.chunks[-SPATIAL:])
+    else:
+        block_shape = zarrio.normalize_chunks(chunks, spatial)
+    dtype = np.dtype(dtype) if dtype is not None else first.dtype
+    be = backend.resolve(device)
+    grid = [len(range(0, n, b)) for n, b in zip(spatial, block_shape)]
+    nested: np.ndarray = np.empty(grid, dtype=object)
+    import dask
+
+    for block in iter_blocks(spatial, block_shape, halo):
+        core = tuple(s.stop - s.start for s in block.core)
+        parts = [a[(Ellipsis, *block.padded)] for a in arrays]
+        task = dask.delayed(_apply_block, pure=True)(func, parts, block, be, kwargs)
+        nested[block.index] = da.from_delayed(task, shape=(*channels, *core), dtype=dtype)
+    out = da.block(nested.tolist())
+    if lazy:
+        return out
+    result = out.compute(scheduler="threads")
+    return backend.for_array(first).asarray(result)
+
+
+def _apply_block(func, parts, block: Block, be: backend.Backend, kwargs):
+    local = Block(block.index, block.core, tuple(slice(0, s.stop - s.start) for s in block.padded), block.inner)
+    result = process_block(func, parts, local, be, kwargs)
+    return backend.to_host(result)

@@ -1,0 +1,59 @@
+"""Options shared by the commands that compute or write."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..backend import DEVICES
+from ..errors import ParameterError
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
+def add_compute(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+    """``--device --scheduler --workers --chunks --overwrite --quiet``."""
+    if device:
+        parser.add_argument("--device", choices=DEVICES, default="auto", help="where to compute (default: auto)")
+    parser.add_argument(
+        "--scheduler", default="threads",
+        help="synchronous, threads (default), processes, local (a LocalCluster), or a scheduler address tcp://HOST:PORT",
+    )
+    parser.add_argument("--workers", type=positive_int, default=None, help="parallel workers (default: all cores)")
+    add_output(parser)
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    """``--chunks --overwrite --quiet``."""
+    parser.add_argument(
+        "--chunks", type=positive_int, nargs="+", metavar="N", default=None,
+        help="chunk edge (one number) or z y x (default: 128, or the input's chunks)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output once the new one is complete")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def chunks_of(args: argparse.Namespace):
+    """The ``--chunks`` value as the API takes it (int, tuple or None)."""
+    if args.chunks is None:
+        return None
+    if len(args.chunks) == 1:
+        return args.chunks[0]
+    if len(args.chunks) != 3:
+        raise ParameterError("--chunks takes one number or three (z y x)")
+    return tuple(args.chunks)
+
+
+def compute_kwargs(args: argparse.Namespace) -> dict:
+    """The keyword arguments every computing API function takes, from the parsed options."""
+    kwargs = dict(
+        chunks=chunks_of(args), scheduler=args.scheduler, workers=args.workers,
+        overwrite=args.overwrite, progress=not args.quiet,
+    )
+    if hasattr(args, "device"):
+        kwargs["device"] = args.device
+    return kwargs

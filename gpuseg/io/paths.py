@@ -1,0 +1,70 @@
+"""What a path names: a zarr array inside a store, an HDF5 dataset, a .npy, a TIFF file or folder.
+
+Zarr arrays and HDF5 datasets are addressed as paths through the container:
+``vol.zarr/raw`` is the array ``raw`` in the store ``vol.zarr``; ``scan.h5/exchange/data``
+is the dataset ``exchange/data`` in ``scan.h5``.
+
+Examples
+--------
+>>> parse("vol.zarr/raw")
+Location(kind='zarr', container='vol.zarr', inner='raw')
+>>> parse("stack.tif").kind
+'tiff'
+>>> parse("slices/").kind
+'tiff-folder'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """A parsed path.
+
+    Attributes
+    ----------
+    kind : {"zarr", "hdf5", "npy", "tiff", "tiff-folder"}
+    container : str
+        The file or folder on disk (the store for zarr, the file for HDF5).
+    inner : str
+        The array path inside the container ("" for the root or for plain files).
+    """
+
+    kind: str
+    container: str
+    inner: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.container}/{self.inner}" if self.inner else self.container
+
+
+def _split_container(path: str, suffixes: tuple[str, ...]) -> tuple[str, str] | None:
+    parts = Path(path).parts
+    for i, part in enumerate(parts):
+        if part.lower().endswith(suffixes):
+            return str(Path(*parts[: i + 1])), "/".join(parts[i + 1 :])
+    return None
+
+
+def parse(path: str | os.PathLike) -> Location:
+    """Tell which kind of volume ``path`` names, from its name alone."""
+    text = os.fspath(path)
+    split = _split_container(text, (".zarr",))
+    if split:
+        return Location("zarr", *split)
+    split = _split_container(text, HDF5_SUFFIXES)
+    if split:
+        return Location("hdf5", *split)
+    lower = text.lower().rstrip("/")
+    if lower.endswith(".npy"):
+        return Location("npy", text)
+    if lower.endswith(TIFF_SUFFIXES):
+        return Location("tiff", text)
+    return Location("tiff-folder", text.rstrip("/") or text)

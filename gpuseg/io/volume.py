@@ -1,0 +1,156 @@
+"""Volumes in any supported format: header information, slab-wise reading, staged writing."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, OutputError
+from . import tiff, zarrio
+from .paths import Location, parse
+
+SUPPORTED_DTYPES = tuple(np.dtype(t) for t in ("uint8", "uint16", "int8", "int16", "uint32", "int32", "float32", "float64"))
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeInfo:
+    """What a volume's header says."""
+
+    path: str
+    kind: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[int, ...] | None
+    attrs: dict[str, Any]
+
+
+def check_dtype(dtype: Any, name: str) -> np.dtype:
+    """Raise :class:`InputError` unless ``dtype`` is one gpuseg computes on."""
+    dtype = np.dtype(dtype)
+    if dtype not in SUPPORTED_DTYPES:
+        allowed = ", ".join(str(t) for t in SUPPORTED_DTYPES)
+        raise InputError(f"{name}: dtype {dtype} is not supported; convert it to one of {allowed}")
+    return dtype
+
+
+def _open_hdf5(loc: Location):
+    import h5py
+
+    if not Path(loc.container).is_file():
+        raise InputError(f"{loc.container}: no such HDF5 file; check the path")
+    try:
+        f = h5py.File(loc.container, "r")
+    except Exception as exc:
+        raise InputError(f"{loc.container}: not a readable HDF5 file ({exc})") from exc
+    if not loc.inner or loc.inner not in f or not isinstance(f[loc.inner], h5py.Dataset):
+        names: list[str] = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        f.close()
+        raise InputError(f"{loc}: name a dataset inside the file, e.g. {loc.container}/{names[0] if names else 'data'}")
+    return f, f[loc.inner]
+
+
+def _open_npy(loc: Location) -> np.ndarray:
+    if not Path(loc.container).is_file():
+        raise InputError(f"{loc.container}: no such file; check the path")
+    try:
+        return np.load(loc.container, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"{loc.container}: not a readable .npy file ({exc})") from exc
+
+
+def info(path: str | os.PathLike) -> VolumeInfo:
+    """Read shape, dtype, chunks and attributes of the volume at ``path`` without reading its data."""
+    loc = parse(path)
+    if loc.kind == "zarr":
+        arr = zarrio.open_array(path)
+        return VolumeInfo(str(path), "zarr", arr.shape, arr.dtype, arr.chunks, arr.attrs.asdict())
+    if loc.kind == "hdf5":
+        f, ds = _open_hdf5(loc)
+        with f:
+            return VolumeInfo(str(path), "hdf5", ds.shape, ds.dtype, ds.chunks, dict(ds.attrs))
+    if loc.kind == "npy":
+        arr = _open_npy(loc)
+        return VolumeInfo(str(path), "npy", arr.shape, arr.dtype, None, {})
+    shape, dtype = tiff.stack_info(loc.container)
+    return VolumeInfo(str(path), loc.kind, shape, dtype, None, {})
+
+
+def check_volume(vol: VolumeInfo) -> None:
+    """Raise :class:`InputError` unless ``vol`` is a 3-D volume of a supported dtype."""
+    if len(vol.shape) != 3:
+        raise InputError(f"{vol.path}: expected a 3-D volume (z, y, x), found shape {vol.shape}")
+    if min(vol.shape) < 1:
+        raise InputError(f"{vol.path}: volume is empty (shape {vol.shape})")
+    check_dtype(vol.dtype, vol.path)
+
+
+def iter_slabs(
+    path: str | os.PathLike, depth: int, start: int = 0, stop: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(z0, slab)`` of at most ``depth`` z-slices from ``start`` to ``stop``; holds one slab at a time."""
+    loc = parse(path)
+    if loc.kind in ("tiff", "tiff-folder"):
+        yield from tiff.iter_slabs(loc.container, depth, start, stop)
+        return
+    if loc.kind == "zarr":
+        arr: Any = zarrio.open_array(path)
+        closer: Any = contextlib.nullcontext()
+    elif loc.kind == "hdf5":
+        closer, arr = _open_hdf5(loc)
+    else:
+        arr, closer = _open_npy(loc), contextlib.nullcontext()
+    with closer:
+        stop = arr.shape[0] if stop is None else stop
+        for z0 in range(start, stop, depth):
+            yield z0, np.asarray(arr[z0 : min(z0 + depth, stop)])
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    """A hidden name beside ``path`` that parses as the same kind (keeps .zarr/.tif endings)."""
+    suffix = "".join(path.suffixes[-1:])
+    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+@contextlib.contextmanager
+def staged_output(path: str | os.PathLike, overwrite: bool) -> Iterator[str]:
+    """Write to a hidden sibling of ``path``, and move it into place only when all is written.
+
+    An existing output is replaced only after the new one is complete, so an error or a
+    kill half-way leaves whatever was there before untouched.
+    """
+    loc = parse(path)
+    target = Path(loc.container) / loc.inner if (loc.kind == "zarr" and loc.inner) else Path(os.fspath(path))
+    if loc.kind == "zarr" and zarrio.exists(path) and not overwrite:
+        raise OutputError(f"{path}: already exists; pass --overwrite to replace it, or choose another output")
+    zarrio.check_writable(target, overwrite)
+    stage = _sibling(target, "partial")
+    staged = str(stage)
+    if loc.kind == "zarr" and loc.inner:
+        staged = str(Path(loc.container) / stage.relative_to(loc.container))
+    try:
+        yield staged
+    except BaseException:
+        _remove(stage)
+        raise
+    old = _sibling(target, "old") if target.exists() else None
+    if old is not None:
+        target.rename(old)
+    stage.rename(target)
+    if old is not None:
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
