@@ -65,7 +65,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> None:
     probe = parent
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise OutputError(f"{path}: cannot write in {probe}; choose an output path you can write to")
 
 

@@ -1,0 +1,1 @@
+"""Segmentation methods: thresholds, seeded watershed, random-forest pixel classification."""
