@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import platform
-import resource
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,49 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {gpu}"
 
 
+def own_peak_rss() -> int:
+    """This process's peak RSS in bytes (VmHWM: unlike ru_maxrss, not inherited through fork+exec)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+
+
+class TreeSampler:
+    """Sample the summed RSS of a process and all its descendants (worker processes) every 20 ms."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        import psutil
+
+        self.peak = 0
+        self._proc = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self._proc, *self._proc.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                return
+            self._stop.wait(0.02)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 def _child(queue, func, args, kwargs):
     t0 = time.perf_counter()
     try:
@@ -43,37 +85,39 @@ def _child(queue, func, args, kwargs):
     except BaseException as exc:  # report, don't hang the parent
         result, error = None, f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - t0
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    queue.put((seconds, max(own, kids) * 1024, result, error))
+    queue.put((seconds, own_peak_rss(), result, error))
 
 
 def peak_rss_of(func: Callable, *args: Any, **kwargs: Any) -> tuple[float, int, Any]:
     """Run ``func(*args, **kwargs)`` in a fresh process; return (seconds, peak RSS bytes, result).
 
-    Peak RSS is the larger of the process's own and that of its largest child (worker processes).
-    ``func`` must be importable (module level) and its result picklable.
+    Peak RSS is the larger of the process's own high-water mark and the sampled sum over it and
+    its worker processes. ``func`` must be importable (module level) and its result picklable.
     """
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, func, args, kwargs))
     proc.start()
-    seconds, rss, result, error = queue.get()
+    sampler = TreeSampler(proc.pid)
+    seconds, own, result, error = queue.get()
     proc.join()
+    tree = sampler.stop()
     if error:
         raise RuntimeError(f"benchmarked function failed: {error}")
-    return seconds, rss, result
+    return seconds, max(own, tree), result
 
 
 def peak_rss_of_command(argv: Sequence[str]) -> tuple[float, int]:
-    """Run a command; return (seconds, peak RSS bytes of it or its largest waited-for child)."""
+    """Run a command; return (seconds, peak of the sampled RSS summed over it and its children)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(argv))
-    _, status, usage = os.wait4(proc.pid, 0)
+    sampler = TreeSampler(proc.pid)
+    code = proc.wait()
     seconds = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited with {os.waitstatus_to_exitcode(status)}")
-    return seconds, usage.ru_maxrss * 1024
+    peak = sampler.stop()
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited with {code}")
+    return seconds, peak
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:

@@ -43,6 +43,9 @@ from .io.paths import parse
 log = logging.getLogger("gpuseg")
 
 SPATIAL = 3
+# Work-unit size when none is given: large enough that halo re-reads (every neighbouring chunk is
+# decoded whole to read its halo) and halo recomputation stay small, small enough for a worker's memory.
+DEFAULT_BLOCK_VOXELS = 256**3
 RUN_KEY = "gpuseg_run"
 DONE_DIR = ".gpuseg-done"
 
@@ -86,7 +89,6 @@ def iter_blocks(shape: Sequence[int], block_shape: Sequence[int], halo: int | Se
 
     Examples
     --------
-    >>> b = list(iter_blocks((10,), (4,), 0))  # doctest: +SKIP
     >>> blocks = list(iter_blocks((10, 4, 4), (4, 4, 4), (2, 0, 0)))
     >>> [(b.core[0], b.padded[0], b.inner[0]) for b in blocks]  # doctest: +NORMALIZE_WHITESPACE
     [(slice(0, 4, None), slice(0, 6, None), slice(0, 4, None)),
@@ -103,6 +105,27 @@ def iter_blocks(shape: Sequence[int], block_shape: Sequence[int], halo: int | Se
         yield Block(index, core, padded, inner)
 
 
+def auto_block_shape(shape: Sequence[int], chunk_shape: Sequence[int], max_voxels: int = DEFAULT_BLOCK_VOXELS) -> tuple[int, ...]:
+    """The largest multiple of ``chunk_shape`` (grown evenly, no larger than needed) with at most ``max_voxels``.
+
+    Examples
+    --------
+    >>> auto_block_shape((1024, 1024, 1024), (128, 128, 128))
+    (256, 256, 256)
+    >>> auto_block_shape((100, 2048, 2048), (128, 128, 128), 128 * 512 * 512)
+    (128, 512, 512)
+    """
+    block = list(chunk_shape)
+    while True:
+        growable = [a for a in range(len(block)) if block[a] < shape[a]]
+        if not growable:
+            return tuple(block)
+        axis = min(growable, key=lambda a: block[a])
+        if np.prod(block) * 2 > max_voxels:
+            return tuple(block)
+        block[axis] *= 2
+
+
 def _crop(result: Any, block: Block) -> Any:
     """Crop the halo off ``result`` unless the operation already returned the core."""
     spatial = tuple(result.shape[-SPATIAL:])
@@ -116,8 +139,14 @@ def _crop(result: Any, block: Block) -> Any:
 
 
 def process_block(func: Callable, arrays: Sequence[Any], block: Block, be: backend.Backend, kwargs: Mapping) -> Any:
-    """Read ``block`` (with halo) from every array onto ``be``'s device, apply ``func``, crop."""
+    """Read ``block`` (with halo) from every array onto ``be``'s device, apply ``func``, crop.
+
+    A function with a true ``takes_block`` attribute also gets ``block=`` (the :class:`Block`),
+    e.g. to crop to ``block.inner`` before costly per-voxel work.
+    """
     blocks = [be.asarray(a[(Ellipsis, *block.padded)]) for a in arrays]
+    if getattr(func, "takes_block", False):
+        kwargs = {**kwargs, "block": block}
     return _crop(func(*blocks, **kwargs), block)
 
 
@@ -177,6 +206,7 @@ def run(
     halo: int | Sequence[int],
     chunks: int | Sequence[int] | None = None,
     block_shape: Sequence[int] | None = None,
+    max_block_voxels: int | None = None,
     channels: Sequence[int] = (),
     attrs: Mapping[str, Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
@@ -204,7 +234,11 @@ def run(
     chunks : int or (z, y, x), optional
         Output chunk shape; default 128³.
     block_shape : (z, y, x), optional
-        Work unit; a multiple of ``chunks`` (default: ``chunks``).
+        Work unit; a multiple of ``chunks`` (default: :func:`auto_block_shape`, up to
+        ``max_block_voxels``).
+    max_block_voxels : int, optional
+        Upper bound on an automatic block's voxels (default :data:`DEFAULT_BLOCK_VOXELS`);
+        lower it for memory-hungry operations.
     channels : tuple of int
         Leading, non-spatial output axes (e.g. feature channels).
     attrs : mapping
@@ -233,7 +267,7 @@ def run(
     shape = tuple(int(s) for s in shape)
     halo = normalize_halo(halo)
     chunk_shape = zarrio.normalize_chunks(chunks, shape)
-    block_shape = tuple(block_shape or chunk_shape)
+    block_shape = tuple(block_shape or auto_block_shape(shape, chunk_shape, max_block_voxels or DEFAULT_BLOCK_VOXELS))
     if any(b % c for b, c in zip(block_shape, chunk_shape)):
         raise ParameterError(f"block shape {block_shape} must be a multiple of the chunk shape {chunk_shape}")
     kwargs = dict(kwargs or {})

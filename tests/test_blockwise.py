@@ -87,6 +87,12 @@ def test_run_on_a_local_cluster(tmp_path, vol):
     np.testing.assert_array_equal(out[:], box_mean(vol, size=5))
 
 
+def test_auto_blocks_grow_to_the_budget():
+    assert blockwise.auto_block_shape((23, 18, 21), (4, 5, 6), max_voxels=400) == (8, 5, 6)
+    assert blockwise.auto_block_shape((23, 18, 21), (4, 5, 6), max_voxels=10**6) == (32, 20, 24)
+    assert blockwise.auto_block_shape((8, 8, 8), (8, 8, 8), max_voxels=1) == (8, 8, 8)
+
+
 def test_block_shape_multiple_of_chunks(tmp_path, vol):
     src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (6, 6, 6))
     src[:] = vol
@@ -118,7 +124,7 @@ from gpuseg import blockwise, io
 from tests.test_blockwise import box_mean
 src = io.open_array(sys.argv[1])
 blockwise.run(box_mean, [src], sys.argv[2], shape=src.shape, dtype=np.float32, halo=2, chunks=4,
-              kwargs={"size": 5}, scheduler="synchronous", attrs={"note": "fixed"})
+              block_shape=(4, 4, 4), kwargs={"size": 5}, scheduler="synchronous", attrs={"note": "fixed"})
 """
 
 
@@ -158,5 +164,5 @@ def test_changed_parameters_do_not_resume(tmp_path, vol):
     stale = blockwise._open_partial(partial, "another-run", vol.shape, np.float32, (4, 4, 4), {})
     stale[:] = 99
     (Path(partial) / blockwise.DONE_DIR / "0-0-0").touch()
-    out = _run(src, tmp_path / "o.zarr", chunks=4)
+    out = _run(src, tmp_path / "o.zarr", chunks=4, block_shape=(4, 4, 4))
     np.testing.assert_array_equal(out[:], box_mean(vol, size=5))

@@ -23,13 +23,33 @@ def reference(vol, sigma, truncate=4.0):
 CHUNKS = [(3, 4, 5), (1, 30, 2), (8, 8, 8), (16, 7, 33), (37, 30, 33), (64, 64, 64)]
 
 
+@pytest.fixture
+def blocks_are_chunks(monkeypatch):
+    """Make the engine work chunk by chunk, so small chunks really mean small blocks; count them."""
+    from gpuseg import blockwise
+
+    monkeypatch.setattr(blockwise, "DEFAULT_BLOCK_VOXELS", 1)
+    seen = []
+    original = blockwise.iter_blocks
+
+    def counting(*args):
+        blocks = list(original(*args))
+        seen.extend(blocks)
+        return iter(blocks)
+
+    monkeypatch.setattr(blockwise, "iter_blocks", counting)
+    return seen
+
+
 @pytest.mark.parametrize("chunks", CHUNKS)
-def test_chunked_equals_scipy_on_whole_volume(tmp_path, vol, chunks):
+def test_chunked_equals_scipy_on_whole_volume(tmp_path, vol, chunks, blocks_are_chunks):
     src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (10, 10, 10))
     src[:] = vol
     out = filters.gaussian(tmp_path / "v.zarr/raw", 2.5, output=tmp_path / "v.zarr/smooth", chunks=chunks, device="cpu")
     got = io.open_array(out)[:]
     assert got.dtype == np.float32
+    expected_blocks = np.prod([-(-n // min(c, n)) for n, c in zip(vol.shape, chunks)])
+    assert len(blocks_are_chunks) == expected_blocks
     np.testing.assert_allclose(got, reference(vol, 2.5), rtol=1e-5, atol=1e-3)
 
 
