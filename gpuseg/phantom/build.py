@@ -1,0 +1,301 @@
+"""Make phantoms: in memory (:func:`make`) or out of core into a zarr group (:func:`generate`).
+
+Both run the same block functions on global voxel positions, so for the same preset,
+shape and seed they give the same bytes, and :func:`generate` gives the same bytes
+whatever the chunking, scheduler or number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import backend, blockwise, cluster
+from ..errors import InputError, OutputError, ParameterError
+from ..io import metadata, staging, zarrio
+from . import ct, microstructure, presets
+from .region import Region
+
+ATTRS_KEY = "phantom"
+PHASES = ("active", "cbd", "pore")
+
+
+def _shape(shape: Sequence[int]) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise ParameterError(f"shape {shape!r} must be three positive integers (z y x)")
+    return values  # type: ignore[return-value]
+
+
+def _pairs(label_map: Mapping[int, int] | None) -> list[list[int]]:
+    """``label_map`` as sorted ``[value, phase]`` pairs, checked."""
+    pairs = sorted([int(k), int(v)] for k, v in (label_map or {}).items())
+    for src, dst in pairs:
+        if not (0 <= src <= 65535 and 0 <= dst <= 3):
+            raise ParameterError(f"label map {src}:{dst}: map values 0..65535 to phases 0..3 (1 active, 2 CBD, 3 pore)")
+    return pairs
+
+
+def _check_labels(dtype, name: str) -> None:
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui" or dtype.itemsize > 2:
+        raise InputError(f"{name}: a label volume must be 8- or 16-bit integers, not {dtype}; convert it first")
+
+
+def _fractions(counts: Sequence[int]) -> dict[str, float]:
+    total = sum(counts)
+    return {name: c / total for name, c in zip(PHASES, counts)}
+
+
+def _record(params, model, seed, shape, counts, extra=None) -> dict[str, Any]:
+    return {
+        "preset": params["preset"], "seed": int(seed), "shape": list(shape), "parameters": dict(params),
+        "fractions": _fractions(counts), "voxel_counts": dict(zip(PHASES, (int(c) for c in counts))),
+        "zero_grey": model["zero_grey"], "gain": model["gain"], "noise_std_grey": model["noise_std"] * model["gain"],
+        "definitions": {"SNR": "(mean raw of active interior - zero_grey) / std of raw in active interior",
+                        "CNR": "|mean raw of active interior - mean raw of pore interior| / std of raw in active interior"},
+        **(extra or {}),
+    }
+
+
+def make(
+    preset: str | Mapping[str, Any],
+    shape: Sequence[int] | None = None,
+    seed: int = 0,
+    snr: float | None = None,
+    *,
+    labels: np.ndarray | None = None,
+    label_map: Mapping[int, int] | None = None,
+    device: str = "cpu",
+    return_info: bool = False,
+    **overrides: Any,
+):
+    """A phantom tomogram and its truth, in memory (small volumes).
+
+    Parameters
+    ----------
+    preset : str or dict
+        A name in :data:`gpuseg.phantom.PRESETS`, or a full parameter dict.
+    shape : (z, y, x)
+        Voxels; ignored when ``labels`` is given.
+    seed : int
+    snr : float, optional
+        Noise level instead of the preset's (the noise sweep); CNR scales with it.
+    labels : array, optional
+        A label volume to use as truth (a real geometry) instead of generating one.
+    label_map : dict, optional
+        ``labels`` value → phase (1 active, 2 CBD, 3 pore, 0 outside); default identity.
+    device : {"cpu", "gpu", "auto"}
+    return_info : bool
+        Also return the metadata :func:`generate` stores (fractions, every parameter).
+    **overrides
+        Any preset parameter, e.g. ``psf_sigma=0.5``.
+
+    Returns
+    -------
+    raw : ndarray
+        uint8 or uint16 tomogram.
+    truth : ndarray
+        uint8 labels: 1 active material, 2 carbon-binder, 3 pore.
+
+    Examples
+    --------
+    >>> raw, truth = make("nmc-2", (24, 24, 24), seed=1)
+    >>> raw.shape, raw.dtype.name, truth.dtype.name
+    ((24, 24, 24), 'uint8', 'uint8')
+    >>> abs(float((truth == 1).mean()) - 0.50) < 0.02
+    True
+    """
+    params = presets.resolve(preset, snr, **overrides)
+    model = ct.forward_params(params)
+    be = backend.resolve(device)
+    if labels is None:
+        shape = _shape(shape if shape is not None else ())
+        geom = microstructure.geometry(params)
+        truth, counts = microstructure.labels_in_memory(geom, seed, shape, device=be.name)
+        extra = {"geometry": geom}
+    else:
+        labels = np.asarray(labels)
+        _check_labels(labels.dtype, "labels")
+        truth = backend.to_host(ct.map_labels_block(labels, pairs=_pairs(label_map)))
+        shape = _shape(truth.shape)
+        counts = [int((truth == k).sum()) for k in (1, 2, 3)]
+        extra = {"label_map": {str(k): v for k, v in (label_map or {}).items()}}
+    region = be.asarray(Region(shape)[...])
+    raw = backend.to_host(ct.ct_block(be.asarray(truth), region, model=model, seed=seed, shape=shape))
+    if return_info:
+        return raw, truth, _record(params, model, seed, shape, counts, extra)
+    return raw, truth
+
+
+def _histogram_group(regions: Sequence[np.ndarray], geom, seed, device) -> np.ndarray:
+    be = backend.resolve(device)
+    total = None
+    for r in regions:
+        h = microstructure.histogram_block(be.asarray(r), geom=geom, seed=seed)
+        total = h if total is None else total + h
+    return total
+
+
+def _count_group(array, slices) -> np.ndarray:
+    counts = np.zeros(4, np.int64)
+    for s in slices:
+        counts += np.bincount(np.asarray(array[s]).ravel(), minlength=256)[:4]
+    return counts
+
+
+def _grouped(items: list, workers: int | None) -> list[list]:
+    """Split work into about four groups per worker (a sum's grouping never changes it)."""
+    n = max(1, min(len(items), 4 * (workers or cluster.default_workers())))
+    size = math.ceil(len(items) / n)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def generate(
+    output: str | os.PathLike,
+    preset: str | Mapping[str, Any],
+    shape: Sequence[int] | None = None,
+    seed: int = 0,
+    snr: float | None = None,
+    chunks: int | Sequence[int] | None = None,
+    device: str = "auto",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    *,
+    labels: str | os.PathLike | None = None,
+    label_map: Mapping[int, int] | None = None,
+    **overrides: Any,
+):
+    """Write a phantom, out of core, as a zarr group holding ``raw`` and ``truth``.
+
+    Parameters are those of :func:`make`, with ``labels`` a path (any supported format),
+    and ``chunks``, ``device``, ``scheduler``, ``workers``, ``overwrite``, ``progress``
+    as in :func:`gpuseg.blockwise.run`. Memory is bounded by the block; a killed run resumes.
+
+    Returns
+    -------
+    zarr.Group
+        With arrays ``raw`` and ``truth`` and attributes ``phantom`` (true fractions, every
+        parameter, ``zero_grey``, ...) and ``voxel_size_nm``.
+    """
+    import dask
+    import zarr
+
+    output = os.fspath(output).rstrip("/")
+    loc = zarrio.parse(output)
+    if loc.kind != "zarr" or loc.inner:
+        raise OutputError(f"{output}: a phantom is a zarr group; name the output like phantom.zarr")
+    params = presets.resolve(preset, snr, **overrides)
+    model = ct.forward_params(params)
+    identity = {"params": params, "seed": int(seed), "labels": os.fspath(labels) if labels else None,
+                "label_map": {str(k): int(v) for k, v in (label_map or {}).items()}, "chunks": chunks}
+    if labels is not None:  # fail before writing anything
+        from ..io import info as volume_info
+
+        header = volume_info(labels)
+        if len(header.shape) != 3:
+            raise InputError(f"{labels}: a label volume must be 3-D (z y x); it has shape {header.shape}")
+        _check_labels(header.dtype, os.fspath(labels))
+    group = _open_group(output, identity, overwrite)
+    final, output = output, _partial(output)
+    state = dict(group.attrs.get("gpuseg_phantom_run", {}))
+    attrs = {metadata.VOXEL_SIZE_KEY: [params["voxel_size_nm"]] * 3, **metadata.provenance(preset=params["preset"], seed=int(seed))}
+    compute = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
+    if labels is None:
+        shape = _shape(shape if shape is not None else ())
+        geom = microstructure.geometry(params)
+        chunk_shape = zarrio.normalize_chunks(chunks, shape)
+        if "levels" not in state:
+            regions = [Region(shape)[b.core] for b in blockwise.iter_blocks(shape, chunk_shape, 0)]
+            tasks = [dask.delayed(_histogram_group)(g, geom, seed, device) for g in _grouped(regions, workers)]
+            hist = sum(cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress, desc="phantom: calibrate"))
+            state["levels"] = microstructure.thresholds(hist, params["am_fraction"], params["cbd_fraction"])
+            group.attrs["gpuseg_phantom_run"] = state
+        level = state["levels"]
+        extra = {"geometry": geom}
+        if not zarrio.exists(f"{output}/truth"):
+            blockwise.run(microstructure.label_block, [Region(shape)], f"{output}/truth", shape=shape, dtype=np.uint8,
+                          halo=0, chunks=chunk_shape, attrs=attrs, identity=identity, overwrite=True, desc="phantom: labels",
+                          kwargs={"geom": geom, "seed": int(seed), "t_am": level["t_am"], "t_cbd": level["t_cbd"]}, **compute)
+        counts = level["counts"]
+    else:
+        extra = {"label_map": identity["label_map"], "source": os.fspath(labels)}
+        with staging.zarr_input(labels, output, chunks, progress) as src:
+            shape = _shape(src.shape)
+            voxel = metadata.voxel_size(src.attrs.asdict())
+            if voxel is not None and "voxel_size_nm" not in overrides:
+                params["voxel_size_nm"] = voxel[0]
+                attrs[metadata.VOXEL_SIZE_KEY] = voxel
+            chunk_shape = zarrio.normalize_chunks(chunks or src.chunks, shape)
+            if not zarrio.exists(f"{output}/truth"):
+                blockwise.run(ct.map_labels_block, [src], f"{output}/truth", shape=shape, dtype=np.uint8, halo=0,
+                              chunks=chunk_shape, attrs=attrs, identity=identity,
+                              kwargs={"pairs": _pairs(label_map)}, overwrite=True, desc="phantom: labels", **compute)
+        if "counts" not in state:
+            truth = zarrio.open_array(f"{output}/truth")
+            slices = [b.core for b in blockwise.iter_blocks(shape, chunk_shape, 0)]
+            tasks = [dask.delayed(_count_group)(truth, g) for g in _grouped(slices, workers)]
+            state["counts"] = [int(c) for c in sum(cluster.compute(tasks, scheduler=scheduler, workers=workers))[1:]]
+            group.attrs["gpuseg_phantom_run"] = state
+        counts = state["counts"]
+    truth = zarrio.open_array(f"{output}/truth")
+    if not zarrio.exists(f"{output}/raw"):
+        blockwise.run(ct.ct_block, [truth, Region(shape)], f"{output}/raw", shape=shape, dtype=params["dtype"],
+                      halo=model["halo"], chunks=chunk_shape, attrs={**attrs, "zero_grey": model["zero_grey"]},
+                      identity=identity, overwrite=True, desc="phantom: CT",
+                      kwargs={"model": model, "seed": int(seed), "shape": list(shape)}, **compute)
+    group = zarr.open_group(output, mode="r+")
+    group.attrs.update({ATTRS_KEY: _record(params, model, seed, shape, counts, extra),
+                        metadata.VOXEL_SIZE_KEY: attrs[metadata.VOXEL_SIZE_KEY], **metadata.provenance()})
+    group.attrs["gpuseg_phantom_run"] = {**state, "fingerprint": blockwise.fingerprint(**identity)}
+    _finish(output, final)
+    return zarr.open_group(final, mode="r")
+
+
+def _partial(output: str) -> str:
+    head, name = os.path.split(output)
+    return os.path.join(head, f".{name}.partial.zarr")
+
+
+def _open_group(output: str, identity: Mapping[str, Any], overwrite: bool):
+    """The group to work in: a hidden sibling of ``output``, resumed if it holds the same phantom."""
+    import shutil
+
+    import zarr
+
+    if os.path.exists(output) and not overwrite:
+        raise OutputError(f"{output}: already exists; pass --overwrite to replace it, or choose another output")
+    fp = blockwise.fingerprint(**identity)
+    work = _partial(output)
+    if zarrio.exists(work):
+        run = dict(zarr.open_group(work, mode="r").attrs.get("gpuseg_phantom_run", {}))
+        if run.get("fingerprint") == fp:
+            return zarr.open_group(work, mode="r+")
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    zarrio.check_writable(work, overwrite=True)
+    group = zarr.open_group(work, mode="w")
+    group.attrs["gpuseg_phantom_run"] = {"fingerprint": fp}
+    return group
+
+
+def _finish(work: str, output: str) -> None:
+    """Move the complete phantom into place; an old one is replaced only now."""
+    import shutil
+
+    if os.path.exists(output):
+        stale = _partial(output).replace(".partial.zarr", ".old.zarr")
+        os.rename(output, stale)
+        os.rename(work, output)
+        shutil.rmtree(stale)
+    else:
+        os.rename(work, output)
