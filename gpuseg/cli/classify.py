@@ -1,0 +1,75 @@
+"""``train`` and ``predict``: random-forest pixel classification from scribbles."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ParameterError
+from ..segment import classify
+from . import options
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a random forest on scribbles (iteratively over several annotations)",
+                       description="Computes features around labelled voxels only, trains scikit-learn's random forest, "
+                                   "and writes a numbers-only model file. With several --labels, each adds to (and "
+                                   "overrides) the ones before, and the change of the prediction between iterations "
+                                   "is reported on a central crop.")
+    p.add_argument("input", help="the tomogram")
+    p.add_argument("--labels", action="append", metavar="LABELS",
+                   help="annotation volume (0 = unlabelled) or ilastik project .ilp; repeat for iterations")
+    p.add_argument("--model", required=True, help="model file to write (.npz)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--features", default="default", help="default, ilastik-full, or NAME:SCALE,... (default: default)")
+    group.add_argument("--ilp", metavar="PROJECT", help="take the feature selection (and label names) from an ilastik project")
+    p.add_argument("--2d", dest="twod", action="store_true", help="compute features slice by slice (y, x)")
+    p.add_argument("--mode", choices=("ilastik", "plain"), default="ilastik", help="filter semantics (default: ilastik)")
+    p.add_argument("--trees", type=options.positive_int, default=100, help="trees in the forest (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the forest (default: 0)")
+    p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of class values 1, 2, ...")
+    p.add_argument("--compare-size", type=options.positive_int, default=classify.COMPARE_SIZE,
+                   help=f"edge of the central crop on which iterations are compared (default: {classify.COMPARE_SIZE})")
+    options.add_compute(p)
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("predict", help="classify every voxel with a trained model, block by block",
+                       description="Labels (uint8 class values), and optionally per-class probabilities and uncertainty.")
+    p.add_argument("input", help="the tomogram")
+    p.add_argument("--model", required=True, help="model file written by `gpuseg train`")
+    p.add_argument("output", help="labels: out.zarr[/array], out.tif, or a folder of slices")
+    p.add_argument("--probabilities", metavar="OUT", help="also write per-class probabilities (K, z, y, x)")
+    p.add_argument("--uncertainty", metavar="OUT", help="also write 1 - (p1 - p2), the margin uncertainty")
+    p.add_argument("--prob-dtype", choices=classify.PROB_DTYPES, default="uint8",
+                   help="probabilities and uncertainty as uint8 0-255 (default) or float16")
+    options.add_compute(p)
+    p.set_defaults(handler=_predict)
+
+
+def _train(args: argparse.Namespace) -> int:
+    labels = list(args.labels or [])
+    if not labels:
+        if not args.ilp:
+            raise ParameterError("give annotations with --labels (or an ilastik project with --ilp)")
+        labels = [args.ilp]
+    kw = options.compute_kwargs(args)
+    result = classify.train(
+        args.input, labels, features=args.features, twod=args.twod, mode=args.mode, ilp=args.ilp, trees=args.trees,
+        random_state=args.seed, class_names=args.class_names, model=args.model, compare_size=args.compare_size,
+        device=kw["device"], chunks=kw["chunks"], scheduler=kw["scheduler"], workers=kw["workers"],
+        overwrite=kw["overwrite"], progress=kw["progress"],
+    )
+    forest = result.forest
+    crop = "x".join(str(s.stop - s.start) for s in result.region)
+    names = ", ".join(f"{c}={n}" for c, n in zip(forest.classes.tolist(), forest.class_names))
+    print(f"{args.model}: {forest.n_trees} trees on {forest.n_features} feature channels, classes {names}")
+    for i, (label, samples) in enumerate(zip(labels, result.samples)):
+        change = "" if i == 0 else f"; label changed on {result.changed[i - 1]:.2f} % of the central {crop} crop"
+        print(f"  iteration {i + 1} (+ {label}): {samples} labelled voxels{change}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    classify.predict(args.input, args.model, args.output, probabilities=args.probabilities,
+                     prob_dtype=args.prob_dtype, uncertainty=args.uncertainty, **options.compute_kwargs(args))
+    print(args.output)
+    return 0
