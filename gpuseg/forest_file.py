@@ -75,10 +75,19 @@ def save(forest: Forest, path: str | os.PathLike) -> str:
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
     target = Path(path)
     tmp = target.with_name(f".{target.name}.partial")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, header=blob, **forest.arrays())
+    _write_npz(tmp, {"header": blob, **forest.arrays()})
     os.replace(tmp, target)
     return path
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` with a fixed member date, so the same forest gives the same bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asarray(array), allow_pickle=False)
 
 
 def load(path: str | os.PathLike) -> Forest:

@@ -264,31 +264,44 @@ def test_twod_model_predicts_slices_like_2d_features(files, data):
 # --------------------------------------------------------------------------- accuracy
 
 
-def test_accuracy_on_the_nmc1_phantom_beats_otsu():
-    """The study's protocol on a low-SNR phantom: scribbles on 7 equally spaced slices (central + 6), 10 % of each.
+def _study_scribbles(truth: np.ndarray, seed: int, coverage: float = 0.10) -> np.ndarray:
+    """The study's protocol: the central slice and six more equally spaced ones, ``coverage`` of each labelled."""
+    rng = np.random.default_rng(seed)
+    scribbles = np.zeros_like(truth)
+    slices = np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]
+    assert len(slices) == 7 and truth.shape[0] // 2 in slices
+    for z in slices:
+        mask = rng.random(truth.shape[1:]) < coverage
+        scribbles[z][mask] = truth[z][mask]
+    return scribbles
 
-    Measured (64³, default features, 100 trees): seed 0 97.6 %, seed 1 96.9 %, seed 2 96.3 %; a forest trained
-    on 10 % of *all* voxels of seed 2 reaches only 96.8 %, so the ≥ 97 % goal is at this phantom's noise limit.
+
+def test_accuracy_on_the_nmc1_phantom_beats_otsu():
+    """Scribbles on 7 slices (10 % of each) on three independent low-SNR nmc-1 phantoms.
+
+    The goal (accuracy ≥ 97 %, |fraction − true| ≤ 0.01) is checked on the mean over the three
+    realizations, each of which must also stay within 1 % of it and beat Otsu by far. Measured
+    (64³, default features, 100 trees): seeds 0–4 give 97.8, 97.3, 96.7, 97.4, 97.4 %; seed 2 alone
+    misses (96.7 %, fraction +0.012), also with the 61 ilastik-full channels: that is this phantom's
+    noise limit, not a training shortfall.
     """
     from skimage.filters import threshold_otsu
 
-    phantom = pytest.importorskip("gpuseg.phantom", reason="the phantom module (issue 3) is not there")
-    raw, truth = phantom.make("nmc-1", (64, 64, 64), seed=0)
-    rng = np.random.default_rng(0)
-    scribbles = np.zeros_like(truth)
-    slices = np.linspace(0, 63, 9).round().astype(int)[1:-1]
-    assert len(slices) == 7 and 32 in slices
-    for z in slices:
-        mask = rng.random(truth.shape[1:]) < 0.10
-        scribbles[z][mask] = truth[z][mask]
-    result = classify.train(raw, scribbles, features="default", trees=100, device="cpu")
-    labels = classify.predict(raw, result.forest, chunks=32, device="cpu").labels
-    active, true_active = labels == 1, truth == 1
-    accuracy = np.mean(active == true_active)
-    assert accuracy >= 0.97
-    assert abs(active.mean() - true_active.mean()) <= 0.01
-    otsu = raw > threshold_otsu(raw)  # the active material is the brightest phase
-    assert accuracy > np.mean(otsu == true_active) + 0.1
+    from gpuseg import phantom
+
+    accuracies, deviations = [], []
+    for seed in range(3):
+        raw, truth = phantom.make("nmc-1", (64, 64, 64), seed=seed)
+        result = classify.train(raw, _study_scribbles(truth, seed), features="default", trees=100, device="cpu")
+        active = classify.predict(raw, result.forest, chunks=32, device="cpu").labels == 1
+        true_active = truth == 1
+        accuracies.append(np.mean(active == true_active))
+        deviations.append(abs(active.mean() - true_active.mean()))
+        otsu = raw > threshold_otsu(raw)  # the active material is the brightest phase
+        assert accuracies[-1] > np.mean(otsu == true_active) + 0.1
+        assert accuracies[-1] >= 0.96
+    assert np.mean(accuracies) >= 0.97, accuracies
+    assert np.mean(deviations) <= 0.01, deviations
 
 
 def test_accuracy_on_a_ct_simulation_of_the_real_geometry(nmc_geometry):
@@ -299,17 +312,13 @@ def test_accuracy_on_a_ct_simulation_of_the_real_geometry(nmc_geometry):
     """
     from skimage.filters import threshold_otsu
 
-    phantom = pytest.importorskip("gpuseg.phantom", reason="the phantom module (issue 3) is not there")
+    from gpuseg import phantom
+
     geometry = tifffile.imread(nmc_geometry)
     corner = [(s - 64) // 2 for s in geometry.shape]
     labels = geometry[tuple(slice(c, c + 64) for c in corner)]
     raw, truth = phantom.make("nmc-1", labels=labels, label_map={0: 3, 1: 1, 2: 2}, seed=0)
-    rng = np.random.default_rng(0)
-    scribbles = np.zeros_like(truth)
-    for z in np.linspace(0, 63, 9).round().astype(int)[1:-1]:
-        mask = rng.random(truth.shape[1:]) < 0.10
-        scribbles[z][mask] = truth[z][mask]
-    result = classify.train(raw, scribbles, features="default", trees=100, device="cpu")
+    result = classify.train(raw, _study_scribbles(truth, 0), features="default", trees=100, device="cpu")
     active = classify.predict(raw, result.forest, chunks=32, device="cpu").labels == 1
     accuracy = np.mean(active == (truth == 1))
     assert accuracy >= 0.955

@@ -135,6 +135,16 @@ def test_model_roundtrip(model, fitted):
     np.testing.assert_allclose(fo.predict_proba(X, loaded), clf.predict_proba(X), atol=1e-12)
 
 
+def test_same_forest_same_bytes(model, tmp_path):
+    """A model file is reproducible: no clock in the archive (np.savez would stamp the time)."""
+    import time
+
+    path, forest = model
+    time.sleep(2.1)  # zip timestamps have 2 s resolution
+    fo.save(forest, tmp_path / "again.npz")
+    assert (tmp_path / "again.npz").read_bytes() == path.read_bytes()
+
+
 @pytest.mark.parametrize("keep", [0.0, 0.5, 0.9, 0.999])
 def test_truncated_model_is_refused(model, keep):
     path, _ = model
