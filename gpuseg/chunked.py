@@ -1,0 +1,159 @@
+"""Lazy chunked views of volumes, and one-pass exact integer reductions over their chunks.
+
+A reduction (a histogram, voxel counts, pairwise disagreement) is a function of one chunk
+returning a vector of int64 counts; :func:`sum_over_chunks` maps it over every chunk and
+sums the vectors in a tree, so no task ever holds more than a few chunks and a few count
+vectors, and the sum is exact whatever the scheduler (threads, processes, a LocalCluster,
+or a remote dask.distributed cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import backend, cluster
+from .errors import InputError
+from .io import zarrio
+from .io.paths import parse
+from .io.volume import check_volume, info
+
+FANIN = 16
+
+
+def is_path(source: Any) -> bool:
+    return isinstance(source, (str, os.PathLike))
+
+
+@contextlib.contextmanager
+def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progress: bool = False) -> Iterator[Any]:
+    """Open ``source`` as a lazy dask array, reading chunk by chunk.
+
+    Parameters
+    ----------
+    source : path, numpy, cupy or dask array
+        A zarr path is read in place; a TIFF, HDF5 or .npy path is first copied, slab by
+        slab, into a temporary zarr store (removed on exit) so that every worker of a
+        cluster can read it.
+    chunks : int or (z, y, x), optional
+        Chunk shape; default: the zarr array's chunks, or 128³.
+
+    Yields
+    ------
+    dask.array.Array
+    """
+    import dask.array as da
+
+    if not is_path(source):
+        if isinstance(source, da.Array):
+            yield source if chunks is None else source.rechunk(zarrio.normalize_chunks(chunks, source.shape))
+        else:
+            yield da.from_array(source, chunks=zarrio.normalize_chunks(chunks, source.shape), asarray=False)
+        return
+    loc = parse(source)
+    if loc.kind == "zarr":
+        arr = zarrio.open_array(source)
+        check_volume(info(source))
+        yield da.from_zarr(arr, chunks=zarrio.normalize_chunks(chunks, arr.shape) if chunks else arr.chunks)
+        return
+    from .io.convert import ingest
+
+    check_volume(info(source))
+    scratch = tempfile.mkdtemp(prefix="gpuseg-")
+    try:
+        arr = ingest(source, os.path.join(scratch, "volume.zarr"), chunks=chunks, progress=progress)
+        yield da.from_zarr(arr)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _chunk_call(func: Callable, blocks: Sequence[Any], kwargs: Mapping[str, Any], device: str) -> np.ndarray:
+    """Move one chunk of every input onto ``device``, apply ``func``; return its counts as host int64."""
+    be = backend.resolve(device)
+    return np.asarray(backend.to_host(func(*[be.asarray(b) for b in blocks], **kwargs)), dtype=np.int64)
+
+
+def _sum(*parts: np.ndarray) -> np.ndarray:
+    total = np.array(parts[0], dtype=np.int64, copy=True)
+    for p in parts[1:]:
+        total += p
+    return total
+
+
+def _tree(parts: list) -> Any:
+    """Sum delayed count vectors in a tree of fan-in :data:`FANIN`."""
+    import dask
+
+    while len(parts) > 1:
+        parts = [dask.delayed(_sum, pure=True)(*parts[i : i + FANIN]) for i in range(0, len(parts), FANIN)]
+    return parts[0]
+
+
+def sum_over_chunks(
+    func: Callable,
+    arrays: Sequence[Any],
+    *,
+    kwargs: Mapping[str, Any] | None = None,
+    device: str = "cpu",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    desc: str = "chunks",
+) -> np.ndarray:
+    """Exact int64 sum over all chunks of ``func(*chunk_of_each_array, **kwargs)``.
+
+    Parameters
+    ----------
+    func : callable
+        Module-level (picklable) function of one chunk of each array (numpy, or cupy on
+        the GPU), returning a 1-D vector of counts of fixed length.
+    arrays : sequence of dask arrays
+        Same shape; all are read with the chunks of the first.
+    device : {"auto", "cpu", "gpu"}
+        Where each chunk is reduced.
+    scheduler, workers, progress : see :func:`gpuseg.cluster.compute`.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> x = da.from_array(np.arange(10) % 3, chunks=4)
+    >>> sum_over_chunks(lambda b: np.bincount(b, minlength=3), [x], scheduler="synchronous")
+    array([4, 3, 3])
+    """
+    import dask
+
+    first = arrays[0]
+    for a in arrays[1:]:
+        if a.shape != first.shape:
+            raise InputError(f"volumes of shapes {first.shape} and {a.shape} cannot be compared; they must have the same shape")
+    arrays = [first] + [a.rechunk(first.chunks) for a in arrays[1:]]
+    device = backend.resolve(device).name  # fail here, not on a worker, if the device is unusable
+    blocks = [a.to_delayed().ravel() for a in arrays]
+    kwargs = dict(kwargs or {})
+    per_chunk = [
+        dask.delayed(_chunk_call, pure=True)(func, [b[i] for b in blocks], kwargs, device) for i in range(len(blocks[0]))
+    ]
+    # Groups of chunks are summed on the workers; the client adds at most 64 vectors.
+    groups = max(1, min(64, len(per_chunk)))
+    size = -(-len(per_chunk) // groups)
+    tasks = [_tree(per_chunk[i : i + size]) for i in range(0, len(per_chunk), size)]
+    results = cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress, desc=desc)
+    return _sum(*results)
+
+
+def compute_scalars(values: Sequence[Any], *, scheduler: str | None = None, workers: int | None = None) -> list:
+    """Compute 0-d dask arrays (e.g. ``x.min()``) under the chosen scheduler; return numpy scalars."""
+    import dask
+
+    tasks = [dask.delayed(np.asarray)(v) for v in values]
+    return [r[()] for r in cluster.compute(tasks, scheduler=scheduler, workers=workers)]

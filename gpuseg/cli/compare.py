@@ -1,0 +1,160 @@
+"""``compare``: volume fractions, user variability and deviation from a truth, in one pass."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+from pathlib import Path
+
+from .. import metrics
+from ..errors import OutputError, ParameterError
+from . import options
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="fractions, std across users, pairwise differences, accuracy vs a truth",
+                       description="Compare K segmentations (uint8: 0 = unassigned, 1 = active, 2.. other phases) "
+                                   "in one pass over their chunks, optionally against a base truth.")
+    p.add_argument("segmentations", nargs="+", metavar="SEG", help="segmentations of the same volume, any format")
+    p.add_argument("--truth", metavar="T", help="base truth, labelled the same way")
+    p.add_argument("--names", nargs="+", metavar="NAME", help="names for the segmentations (default: their paths)")
+    p.add_argument("--phases", type=options.positive_int, help="number of phases P (labels 1..P); default: from the inputs")
+    p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    p.add_argument("--csv", metavar="OUT", help="write the report as a long table: item, metric, phase, value")
+    p.add_argument("--plot", metavar="PNG", help="variability bar chart (the study's Fig. 3)")
+    p.add_argument("--slices", metavar="PNG", help="central orthoslices and pairwise difference images (the study's Fig. 1)")
+    p.add_argument("--grey", metavar="RAW", help="grey volume under the --slices overlay")
+    p.add_argument("--difference", metavar="OUT.zarr",
+                   help="write each pair's active-material difference volume (int8 -1/0/+1) as OUT.zarr/A-B arrays")
+    p.add_argument("--scheduler", default="threads",
+                   help="synchronous, threads (default), processes, local (a LocalCluster), or tcp://HOST:PORT")
+    p.add_argument("--workers", type=options.positive_int, default=None, help="parallel workers (default: all cores)")
+    options.add_output(p)
+    p.set_defaults(handler=_compare)
+
+    p = sub.add_parser("variability", help="bar chart of user variability per method from compare --json reports",
+                       description="The study's Fig. 3: one group of bars per method (one `gpuseg compare --json` report each).")
+    p.add_argument("reports", nargs="+", metavar="REPORT.json")
+    p.add_argument("--methods", nargs="+", metavar="NAME", help="method names (default: the file names)")
+    p.add_argument("--phase", type=int, default=1, help="phase whose fraction is shown (default 1, active)")
+    p.add_argument("--output", required=True, metavar="PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing figure")
+    p.set_defaults(handler=_variability)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    for path in (args.json, args.csv, args.plot, args.slices):
+        if path and Path(path).exists() and not args.overwrite:
+            raise OutputError(f"{path}: already exists; pass --overwrite to replace it, or choose another output")
+    if args.names and len(args.names) != len(args.segmentations):
+        raise ParameterError(f"--names gives {len(args.names)} names for {len(args.segmentations)} segmentations")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    _check_outputs(args)
+    report = metrics.compare(
+        args.segmentations, args.truth, phases=args.phases, names=args.names, chunks=options.chunks_of(args),
+        scheduler=args.scheduler, workers=args.workers, progress=not args.quiet,
+    )
+    print(render(report))
+    if args.json:
+        _write(args.json, lambda f: json.dump(report, f, indent=2))
+    if args.csv:
+        _write(args.csv, lambda f: csv.writer(f).writerows([("item", "metric", "phase", "value"), *rows(report)]))
+    if args.plot:
+        from ..plots import variability_figure
+
+        variability_figure({"compare": report}, args.plot)
+    if args.slices:
+        from ..plots import orthoslices_figure
+
+        orthoslices_figure(args.segmentations, args.slices, grey=args.grey,
+                           names=[s["name"] for s in report["segmentations"]])
+    if args.difference:
+        for (i, a), (j, b) in itertools.combinations(enumerate(args.segmentations), 2):
+            metrics.write_difference(a, b, f"{args.difference}/{i + 1}-{j + 1}", chunks=options.chunks_of(args),
+                                     scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
+                                     progress=not args.quiet)
+    for path in (args.json, args.csv, args.plot, args.slices, args.difference):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def _variability(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..plots import variability_figure
+
+    if Path(args.output).exists() and not args.overwrite:
+        raise OutputError(f"{args.output}: already exists; pass --overwrite to replace it, or choose another output")
+    methods = args.methods or [Path(r).stem for r in args.reports]
+    if len(methods) != len(args.reports):
+        raise ParameterError(f"--methods gives {len(methods)} names for {len(args.reports)} reports")
+    reports = {}
+    for name, path in zip(methods, args.reports):
+        try:
+            reports[name] = json.loads(Path(path).read_text())
+            reports[name]["segmentations"], reports[name]["fraction_std"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: not a report of gpuseg compare --json ({type(exc).__name__}); check the path") from None
+    variability_figure(reports, args.output, phase=args.phase)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _write(path: str, dump) -> None:
+    """Write via a hidden sibling, then move into place: a failure leaves no half file."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.partial")
+    with open(tmp, "w", newline="") as f:
+        dump(f)
+    tmp.replace(target)
+
+
+def rows(report: dict):
+    """The report as (item, metric, phase, value) rows."""
+    for s in report["segmentations"]:
+        for metric in ("fractions", "dice", "iou", "fraction_deviation", "relative_fraction_deviation"):
+            for phase, value in s.get(metric, {}).items():
+                yield s["name"], metric.rstrip("s") if metric == "fractions" else metric, phase, value
+        for metric in ("assigned", "accuracy"):
+            if metric in s:
+                yield s["name"], metric, "", s[metric]
+    for phase, value in report["fraction_std"].items():
+        yield "all", "fraction_std", phase, value
+    for p in report["pairs"]:
+        yield f"{p['a']} | {p['b']}", "differing_percent", "", p["percent"]
+        yield f"{p['a']} | {p['b']}", "differing_voxels", "", p["differing"]
+    yield "all", "mean_pairwise_percent", "", report["mean_pairwise_percent"]
+    if "truth" in report:
+        for phase, value in report["truth"]["fractions"].items():
+            yield report["truth"]["name"], "fraction", phase, value
+
+
+def _f(value, fmt: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def render(report: dict) -> str:
+    """A plain-text summary for the terminal."""
+    phases = [str(p) for p in report["phases"]]
+    lines = [f"{report['voxels']} voxels, phases {', '.join(phases)} (volume fractions exclude label 0)"]
+    head = "  ".join(f"f{p:>7}" for p in phases)
+    truth = "truth" in report
+    lines.append(f"{'segmentation':<32} {head}" + ("   accuracy  Δf1 (abs)  Δf1 (rel)" if truth else ""))
+    for s in report["segmentations"]:
+        line = f"{s['name'][-32:]:<32} " + "  ".join(f"{_f(s['fractions'][p]):>8}" for p in phases)
+        if truth:
+            line += f"   {_f(s['accuracy']):>8}  {_f(s['active_fraction_deviation'], '+.4f'):>9}  {_f(s['relative_active_fraction_deviation'], '+.2%'):>9}"
+        lines.append(line)
+    if truth:
+        t = report["truth"]
+        lines.append(f"{('truth ' + t['name'])[-32:]:<32} " + "  ".join(f"{_f(t['fractions'][p]):>8}" for p in phases))
+    lines.append(f"{'std across segmentations (n-1)':<32} " + "  ".join(f"{_f(report['fraction_std'][p]):>8}" for p in phases))
+    for p in report["pairs"]:
+        lines.append(f"differ {p['a']} | {p['b']}: {_f(p['percent'], '.3f')} % ({p['differing']} of {p['compared']} voxels)")
+    if report["pairs"]:
+        lines.append(f"mean pairwise difference: {_f(report['mean_pairwise_percent'], '.3f')} %")
+    return "\n".join(lines)
