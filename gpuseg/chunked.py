@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -20,9 +18,7 @@ import numpy as np
 
 from . import backend, cluster
 from .errors import InputError
-from .io import zarrio
-from .io.paths import parse
-from .io.volume import check_volume, info
+from .io import staging, zarrio
 
 FANIN = 16
 
@@ -39,8 +35,7 @@ def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progres
     ----------
     source : path, numpy, cupy or dask array
         A zarr path is read in place; a TIFF, HDF5 or .npy path is first copied, slab by
-        slab, into a temporary zarr store (removed on exit) so that every worker of a
-        cluster can read it.
+        slab, into a temporary zarr store (see :func:`gpuseg.io.staging.zarr_input`).
     chunks : int or (z, y, x), optional
         Chunk shape; default: the zarr array's chunks, or 128³.
 
@@ -56,21 +51,8 @@ def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progres
         else:
             yield da.from_array(source, chunks=zarrio.normalize_chunks(chunks, source.shape), asarray=False)
         return
-    loc = parse(source)
-    if loc.kind == "zarr":
-        arr = zarrio.open_array(source)
-        check_volume(info(source))
+    with staging.zarr_input(source, None, chunks, progress) as arr:
         yield da.from_zarr(arr, chunks=zarrio.normalize_chunks(chunks, arr.shape) if chunks else arr.chunks)
-        return
-    from .io.convert import ingest
-
-    check_volume(info(source))
-    scratch = tempfile.mkdtemp(prefix="gpuseg-")
-    try:
-        arr = ingest(source, os.path.join(scratch, "volume.zarr"), chunks=chunks, progress=progress)
-        yield da.from_zarr(arr)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _chunk_call(func: Callable, blocks: Sequence[Any], kwargs: Mapping[str, Any], device: str) -> np.ndarray:

@@ -40,9 +40,10 @@ ACTIVE = 1
 # --------------------------------------------------------------------------- the one pass
 
 
-def counts_block(*blocks: Any, phases: int) -> Any:
+def counts_block(*blocks: Any, phases: int, two_phase: bool = False) -> Any:
     """Label counts of every block and joint counts of every pair, as one int64 vector.
 
+    With ``two_phase``, every label above 1 (carbon-binder, pore, …) counts as 2, non-active.
     Labels outside ``0..phases`` are counted in an extra bin ``phases + 1``. Layout: for
     each of the V blocks ``phases + 2`` counts, then for each pair ``(i, j)``, ``i < j``,
     ``(phases + 2)²`` joint counts indexed ``a * (phases + 2) + b``.
@@ -52,6 +53,8 @@ def counts_block(*blocks: Any, phases: int) -> Any:
     clipped = []
     for b in blocks:
         flat = b.ravel()
+        if two_phase:
+            flat = xp.where(flat > ACTIVE, 2, flat)
         bad = (flat < 0) | (flat > phases) if np.dtype(b.dtype).kind == "i" else flat > phases
         clipped.append(xp.where(bad, phases + 1, flat).astype(xp.int32))
     parts = [xp.bincount(c, minlength=n) for c in clipped]
@@ -111,6 +114,7 @@ def compare(
     truth: Any = None,
     *,
     phases: int | None = None,
+    two_phase: bool = False,
     names: Sequence[str] | None = None,
     chunks: int | Sequence[int] | None = None,
     device: str = "cpu",
@@ -129,6 +133,9 @@ def compare(
     phases : int, optional
         P. Default: the largest ``phases`` attribute of the inputs, else up to 3, and the
         phases reported are 1..(largest label found).
+    two_phase : bool
+        Count every label above 1 as 2 (non-active: carbon-binder and pore together), as the
+        study's image subtraction does; compares two-phase segmentations with a three-phase truth.
     names : sequence of str, optional
         Names in the report (default: the paths).
     chunks : int or (z, y, x), optional
@@ -159,6 +166,9 @@ def compare(
     ([0.5, 0.25], 25.0)
     >>> [s["accuracy"] for s in r["segmentations"]]
     [1.0, 0.75]
+    >>> three = np.array([[[1, 3, 2, 3]]], np.uint8)  # 1 active, 2 carbon-binder, 3 pore
+    >>> compare([a], truth=three, two_phase=True, scheduler="synchronous")["segmentations"][0]["accuracy"]
+    0.75
     """
     segmentations = list(segmentations)
     if not segmentations:
@@ -170,6 +180,10 @@ def compare(
             raise ParameterError(f"{len(names)} names given for {len(segmentations)} segmentations")
         labels = list(names)
     all_names = labels + ([os.fspath(truth) if chunked.is_path(truth) else "truth"] if truth is not None else [])
+    if two_phase:
+        if phases not in (None, 2):
+            raise ParameterError(f"phases {phases} contradicts two_phase (active and non-active: 2 phases)")
+        phases = 2
     declared = phases if phases is not None else _declared_phases(sources)
     limit = declared if declared is not None else MAX_DEFAULT_PHASES
     if limit < 1 or limit > 254:
@@ -186,7 +200,7 @@ def compare(
                     f"{name}: shape {x.shape} differs from {all_names[0]} {arrays[0].shape}; compare segmentations of the same volume"
                 )
         vector = chunked.sum_over_chunks(
-            counts_block, arrays, kwargs={"phases": limit}, device=device, scheduler=scheduler,
+            counts_block, arrays, kwargs={"phases": limit, "two_phase": two_phase}, device=device, scheduler=scheduler,
             workers=workers, progress=progress, desc="compare",
         )
     counts, joint = _unpack(vector, len(sources), limit)
@@ -194,7 +208,7 @@ def compare(
         if c[-1]:
             raise InputError(
                 f"{name}: {int(c[-1])} voxels have labels outside 0..{limit}; label phases 1..{limit} "
-                f"(0 = unassigned){'' if phases else ', or pass --phases'}"
+                f"(0 = unassigned){'' if phases else ', or pass --phases (or --two-phase to merge all non-active phases)'}"
             )
     top = declared if declared is not None else max(1, int(max(np.flatnonzero(c[: limit + 1]).max(initial=0) for c in counts)))
     report = summarize(counts[:, : top + 1], {k: v[: top + 1, : top + 1] for k, v in joint.items()}, labels,

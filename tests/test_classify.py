@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import tifffile
-from conftest import run_cli
+from tests.conftest import run_cli
 from sklearn.ensemble import RandomForestClassifier
 
 from gpuseg import features as feat

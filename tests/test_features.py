@@ -13,7 +13,7 @@ from gpuseg import blockwise, features, io
 from gpuseg.errors import InputError, ParameterError
 from gpuseg.features import FeatureSpec, compute, compute_block, from_selection_matrix, parse_features
 
-from conftest import run_cli
+from tests.conftest import run_cli
 
 RNG = np.random.default_rng(5)
 VOLUME = (RNG.random((24, 26, 28)) * 200).astype(np.float32)

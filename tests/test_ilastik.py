@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from conftest import run_cli
+from tests.conftest import run_cli
 
 from gpuseg import features as feat
 from gpuseg import forest as fo

@@ -168,3 +168,26 @@ def test_gpu_counts_equal_cpu(users):
     segs, truth = users
     cpu = metrics.compare(segs, truth, chunks=8, device="cpu")
     assert metrics.compare(segs, truth, chunks=8, device="gpu") == cpu
+
+
+def test_two_phase_merges_carbon_binder_and_pore(users, tmp_path, capsys):
+    """A three-phase truth (1 active, 2 CBD, 3 pore) against two-phase users: non-active = CBD + pore."""
+    segs, truth = users
+    rng = np.random.default_rng(1)
+    three = np.where((truth == 2) & (rng.random(truth.shape) < 0.3), 3, truth).astype(np.uint8)
+    merged = np.where(three >= 2, 2, three).astype(np.uint8)
+    got = metrics.compare(segs, three, two_phase=True, chunks=7, scheduler="synchronous")
+    ref = metrics.compare(segs, merged, chunks=7, scheduler="synchronous")
+    assert json.dumps(got["segmentations"], sort_keys=True) == json.dumps(ref["segmentations"], sort_keys=True)
+    assert [s["accuracy"] for s in got["segmentations"]] == numpy_report(segs, merged)["accuracy"]
+    paths = []
+    for i, s in enumerate([*segs, three]):
+        paths.append(tmp_path / f"v.zarr/s{i}")
+        io.create_array(paths[-1], s.shape, np.uint8, (16, 16, 16), {"phases": 2 if i < 3 else 3})[:] = s
+    # two-phase users declare 2 phases, so without --two-phase the truth's pore label is out of range
+    assert run_cli("compare", *paths[:3], "--truth", paths[3], "--phases", "2", "-q") == 2
+    assert "outside 0..2" in capsys.readouterr().err
+    assert run_cli("compare", *paths[:3], "--truth", paths[3], "--two-phase", "--json", tmp_path / "r.json",
+                   "--device", "cpu", "-q") == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["accuracy"] for s in report["segmentations"]] == [s["accuracy"] for s in got["segmentations"]]

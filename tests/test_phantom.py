@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import run_cli
+from tests.conftest import run_cli
 
 from gpuseg import phantom
 from gpuseg.errors import InputError, OutputError, ParameterError

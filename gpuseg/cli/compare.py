@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--truth", metavar="T", help="base truth, labelled the same way")
     p.add_argument("--names", nargs="+", metavar="NAME", help="names for the segmentations (default: their paths)")
     p.add_argument("--phases", type=options.positive_int, help="number of phases P (labels 1..P); default: from the inputs")
+    p.add_argument("--two-phase", action="store_true",
+                   help="count every label above 1 as non-active (2), as the study's image subtraction; "
+                        "compares two-phase segmentations with a three-phase truth")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     p.add_argument("--csv", metavar="OUT", help="write the report as a long table: item, metric, phase, value")
     p.add_argument("--plot", metavar="PNG", help="variability bar chart (the study's Fig. 3)")
@@ -28,10 +31,7 @@ def register(sub) -> None:
     p.add_argument("--grey", metavar="RAW", help="grey volume under the --slices overlay")
     p.add_argument("--difference", metavar="OUT.zarr",
                    help="write each pair's active-material difference volume (int8 -1/0/+1) as OUT.zarr/A-B arrays")
-    p.add_argument("--scheduler", default="threads",
-                   help="synchronous, threads (default), processes, local (a LocalCluster), or tcp://HOST:PORT")
-    p.add_argument("--workers", type=options.positive_int, default=None, help="parallel workers (default: all cores)")
-    options.add_output(p)
+    options.add_compute(p)
     p.set_defaults(handler=_compare)
 
     p = sub.add_parser("variability", help="bar chart of user variability per method from compare --json reports",
@@ -55,8 +55,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> int:
     _check_outputs(args)
     report = metrics.compare(
-        args.segmentations, args.truth, phases=args.phases, names=args.names, chunks=options.chunks_of(args),
-        scheduler=args.scheduler, workers=args.workers, progress=not args.quiet,
+        args.segmentations, args.truth, phases=args.phases, two_phase=args.two_phase, names=args.names,
+        chunks=options.chunks_of(args), device=args.device, scheduler=args.scheduler, workers=args.workers,
+        progress=not args.quiet,
     )
     print(render(report))
     if args.json:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,23 +33,28 @@ def _scratch(output: str | os.PathLike, tag: str) -> str:
 
 
 @contextlib.contextmanager
-def zarr_input(path: str | os.PathLike, output: str | os.PathLike, chunks=None, progress: bool = False) -> Iterator[zarr.Array]:
-    """Open ``path`` as a zarr array, ingesting it beside ``output`` first if it is not zarr."""
+def zarr_input(
+    path: str | os.PathLike, output: str | os.PathLike | None = None, chunks=None, progress: bool = False
+) -> Iterator[zarr.Array]:
+    """Open ``path`` as a zarr array; a TIFF, HDF5 or .npy is ingested first and removed on exit.
+
+    The copy goes beside ``output`` (so that cluster workers see it wherever they see the output),
+    or into a temporary folder when there is no output.
+    """
     loc = parse(path)
-    if loc.kind == "zarr":
-        arr = zarrio.open_array(path)
-        check_volume(info(path))
-        yield arr
-        return
     check_volume(info(path))
-    scratch = _scratch(output, "input")
+    if loc.kind == "zarr":
+        yield zarrio.open_array(path)
+        return
+    folder = None if output is not None else tempfile.mkdtemp(prefix="gpuseg-")
+    scratch = _scratch(output, "input") if folder is None else os.path.join(folder, "input.zarr")
     log.info("%s: reading through a temporary zarr copy %s", path, scratch)
     if zarrio.exists(scratch):
         shutil.rmtree(scratch)
     try:
         yield ingest(path, scratch, chunks=chunks, progress=progress)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(folder or scratch, ignore_errors=True)
 
 
 @contextlib.contextmanager
