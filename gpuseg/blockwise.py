@@ -105,8 +105,13 @@ def iter_blocks(shape: Sequence[int], block_shape: Sequence[int], halo: int | Se
         yield Block(index, core, padded, inner)
 
 
-def auto_block_shape(shape: Sequence[int], chunk_shape: Sequence[int], max_voxels: int = DEFAULT_BLOCK_VOXELS) -> tuple[int, ...]:
+def auto_block_shape(
+    shape: Sequence[int], chunk_shape: Sequence[int], max_voxels: int = DEFAULT_BLOCK_VOXELS, min_blocks: int = 1
+) -> tuple[int, ...]:
     """The largest multiple of ``chunk_shape`` (grown evenly, no larger than needed) with at most ``max_voxels``.
+
+    Growth also stops before the volume would split into fewer than ``min_blocks`` blocks, so that
+    every worker has work.
 
     Examples
     --------
@@ -114,6 +119,8 @@ def auto_block_shape(shape: Sequence[int], chunk_shape: Sequence[int], max_voxel
     (256, 256, 256)
     >>> auto_block_shape((100, 2048, 2048), (128, 128, 128), 128 * 512 * 512)
     (128, 512, 512)
+    >>> auto_block_shape((256, 256, 256), (128, 128, 128), min_blocks=4)
+    (256, 128, 128)
     """
     block = list(chunk_shape)
     while True:
@@ -121,9 +128,14 @@ def auto_block_shape(shape: Sequence[int], chunk_shape: Sequence[int], max_voxel
         if not growable:
             return tuple(block)
         axis = min(growable, key=lambda a: block[a])
-        if np.prod(block) * 2 > max_voxels:
+        grown = [b * 2 if a == axis else b for a, b in enumerate(block)]
+        if np.prod(grown) > max_voxels or _count_blocks(shape, grown) < min_blocks:
             return tuple(block)
-        block[axis] *= 2
+        block = grown
+
+
+def _count_blocks(shape: Sequence[int], block: Sequence[int]) -> int:
+    return int(np.prod([-(-n // b) for n, b in zip(shape, block)]))
 
 
 def _crop(result: Any, block: Block) -> Any:
@@ -267,7 +279,11 @@ def run(
     shape = tuple(int(s) for s in shape)
     halo = normalize_halo(halo)
     chunk_shape = zarrio.normalize_chunks(chunks, shape)
-    block_shape = tuple(block_shape or auto_block_shape(shape, chunk_shape, max_block_voxels or DEFAULT_BLOCK_VOXELS))
+    if block_shape is None:
+        # two blocks per worker at least, so that none idles while another finishes a large block
+        min_blocks = 2 * (workers or cluster.default_workers())
+        block_shape = auto_block_shape(shape, chunk_shape, max_block_voxels or DEFAULT_BLOCK_VOXELS, min_blocks)
+    block_shape = tuple(block_shape)
     if any(b % c for b, c in zip(block_shape, chunk_shape)):
         raise ParameterError(f"block shape {block_shape} must be a multiple of the chunk shape {chunk_shape}")
     kwargs = dict(kwargs or {})
