@@ -30,51 +30,59 @@ def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dic
     dict
         ``fractions`` (measured), ``truth_fractions``, ``threshold``, ``figure`` and ``store`` paths.
     """
-    from skimage.filters import threshold_otsu
+    from .metrics import compare
+    from .segment.threshold import histogram, otsu
 
     cfg = config.merge(config.DEMO_DEFAULTS, cfg or {})
     out = Path(cfg["output"])
     out.mkdir(parents=True, exist_ok=True)
     store = out / "demo.zarr"
     comp = cfg["compute"]
+    run = {"scheduler": comp["scheduler"], "workers": comp["workers"], "progress": progress}
     shape = tuple(cfg["phantom"]["shape"])
     raw, truth = phantom.make("nmc-2", shape, cfg["phantom"]["seed"], voxel_size_nm=float(cfg["phantom"]["voxel_size_nm"]))
     attrs = {metadata.VOXEL_SIZE_KEY: [float(cfg["phantom"]["voxel_size_nm"])] * 3, **metadata.provenance()}
     chunks = io.zarrio.normalize_chunks(comp["chunks"], shape)
     for name, data in (("raw", raw), ("truth", truth)):
         io.create_array(f"{store}/{name}", shape, data.dtype, chunks, attrs, overwrite=True)[:] = data
-    filters.gaussian(
+    smooth = filters.gaussian(
         f"{store}/raw", cfg["filter"]["sigma"], truncate=cfg["filter"]["truncate"], output=f"{store}/smooth",
-        device=comp["device"], scheduler=comp["scheduler"], workers=comp["workers"], chunks=comp["chunks"],
-        overwrite=True, progress=progress,
+        device=comp["device"], chunks=comp["chunks"], overwrite=True, **run,
     )
-    smooth = io.open_array(f"{store}/smooth")[:]
-    threshold = float(threshold_otsu(smooth))
-    seg = np.where(smooth > threshold, 1, 2).astype(np.uint8)
-    io.create_array(f"{store}/segmentation", shape, np.uint8, chunks, attrs, overwrite=True)[:] = seg
-    fractions = {"active": float(np.mean(seg == 1)), "non-active": float(np.mean(seg == 2))}
-    # The truth has three phases (1 active, 2 carbon-binder, 3 pore); non-active is 2 or 3.
-    truth_fractions = {"active": float(np.mean(truth == 1)), "non-active": float(np.mean(truth >= 2))}
+    # one pass for the histogram: it gives the Otsu threshold and the figure's histogram panel
+    hist = histogram(smooth, scheduler=comp["scheduler"], workers=comp["workers"])
+    segmentation, thresholds = otsu(
+        smooth, hist=hist, output=f"{store}/segmentation", device=comp["device"], chunks=comp["chunks"],
+        overwrite=True, **run,
+    )
+    # the truth has three phases (1 active, 2 carbon-binder, 3 pore); non-active is 2 or 3
+    report = compare([segmentation], f"{store}/truth", two_phase=True, scheduler=comp["scheduler"], workers=comp["workers"])
+    measured, true = report["segmentations"][0]["fractions"], report["truth"]["fractions"]
     figure = out / "demo.png"
-    _figure(raw, smooth, seg, threshold, figure)
-    return {"store": str(store), "figure": str(figure), "threshold": threshold,
-            "fractions": fractions, "truth_fractions": truth_fractions}
+    _figure(store, hist, thresholds[0], figure)
+    return {"store": str(store), "figure": str(figure), "threshold": float(thresholds[0]),
+            "fractions": {"active": measured["1"], "non-active": measured["2"]},
+            "truth_fractions": {"active": true["1"], "non-active": true["2"]},
+            "accuracy": report["segmentations"][0]["accuracy"]}
 
 
-def _figure(raw, smooth, seg, threshold, path: os.PathLike) -> None:
+def _figure(store: Path, hist, threshold: float, path: os.PathLike) -> None:
+    """Central z-slices of raw, filtered and segmented volume (only those slices are read), and the histogram."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    z = raw.shape[0] // 2
+    slices = {name: io.open_array(f"{store}/{name}") for name in ("raw", "smooth", "segmentation")}
+    z = slices["raw"].shape[0] // 2
     fig, ax = plt.subplots(1, 4, figsize=(14, 3.6))
-    ax[0].imshow(raw[z], cmap="gray"), ax[0].set_title("tomogram (central z-slice)")
-    ax[1].imshow(smooth[z], cmap="gray"), ax[1].set_title("Gaussian filtered")
-    ax[2].imshow(seg[z], cmap="viridis", vmin=0, vmax=2), ax[2].set_title("segmentation (1 = active)")
+    ax[0].imshow(slices["raw"][z], cmap="gray"), ax[0].set_title("tomogram (central z-slice)")
+    ax[1].imshow(slices["smooth"][z], cmap="gray"), ax[1].set_title("Gaussian filtered")
+    ax[2].imshow(slices["segmentation"][z], cmap="viridis", vmin=0, vmax=2), ax[2].set_title("segmentation (1 = active)")
     for a in ax[:3]:
         a.axis("off")
-    ax[3].hist(smooth.ravel(), bins=128, color="0.3")
+    counts, centers = hist
+    ax[3].bar(centers, counts, width=float(np.median(np.diff(centers))), color="0.3", linewidth=0)
     ax[3].axvline(threshold, color="C3", label=f"Otsu {threshold:.1f}")
     ax[3].set_xlabel("grey value (filtered)"), ax[3].set_ylabel("voxels"), ax[3].legend()
     fig.tight_layout()

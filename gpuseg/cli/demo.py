@@ -28,5 +28,6 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"phase volume fractions ({result['store']}/segmentation, Otsu threshold {result['threshold']:.1f}):")
     for phase, value in result["fractions"].items():
         print(f"  {phase:<11} {value:7.4f}   (truth {result['truth_fractions'][phase]:.4f})")
+    print(f"active-material accuracy against the truth: {100 * result['accuracy']:.2f} %")
     print(f"figure: {result['figure']}")
     return 0
