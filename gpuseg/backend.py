@@ -16,10 +16,13 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
+import threading
 import types
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +33,11 @@ log = logging.getLogger("gpuseg")
 
 Device = Literal["auto", "cpu", "gpu"]
 DEVICES = ("auto", "cpu", "gpu")
+# Blocks a GPU works on at once: one being copied in, one computing, one copied out, while other worker
+# threads decode and encode chunks on the CPU.
+GPU_BLOCKS_IN_FLIGHT = 3
+_gpu_slots = threading.BoundedSemaphore(GPU_BLOCKS_IN_FLIGHT)
+_thread_streams = threading.local()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,3 +157,46 @@ def to_host(array: Any) -> np.ndarray:
     if type(array).__module__.split(".")[0] == "cupy":
         return array.get()
     return np.asarray(array)
+
+
+def free_device_memory() -> int:
+    """Bytes the current GPU can still give this process: the driver's free memory plus cupy's cached pool blocks."""
+    import cupy
+
+    free, _total = cupy.cuda.runtime.memGetInfo()
+    return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a GPU allocation failure (cupy's ``OutOfMemoryError``, or a CUDA out-of-memory error)."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def release_cached_memory() -> None:
+    """Give the blocks cached in cupy's memory pools back to the driver (after an out-of-memory error)."""
+    import cupy
+
+    cupy.get_default_memory_pool().free_all_blocks()
+    cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+
+@contextlib.contextmanager
+def device_slot(be: Backend) -> Iterator[None]:
+    """Hold one of :data:`GPU_BLOCKS_IN_FLIGHT` device slots, working on this thread's own CUDA stream.
+
+    Each worker thread gets a non-blocking stream, so the copies of one block overlap the
+    kernels of another (on the legacy default stream they would serialise). At most
+    ``GPU_BLOCKS_IN_FLIGHT`` blocks hold device memory at once, however many threads decode
+    chunks. Does nothing on the CPU.
+    """
+    if be.name != "gpu":
+        yield
+        return
+    import cupy
+
+    stream = getattr(_thread_streams, "stream", None)
+    if stream is None:
+        stream = _thread_streams.stream = cupy.cuda.Stream(non_blocking=True)
+    with _gpu_slots, stream:
+        yield
+

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from . import backend, cluster
-from .errors import OutputError, ParameterError
+from . import backend, cluster, timing
+from .errors import DeviceError, OutputError, ParameterError
 from .io import zarrio
 from .io.paths import parse
 
@@ -46,6 +46,11 @@ SPATIAL = 3
 # Work-unit size when none is given: large enough that halo re-reads (every neighbouring chunk is
 # decoded whole to read its halo) and halo recomputation stay small, small enough for a worker's memory.
 DEFAULT_BLOCK_VOXELS = 256**3
+# On a GPU the block is sized from the device's free memory instead: this share of it is split between the
+# blocks in flight (the rest stays for cuFFT plans, compiled kernels and pool fragmentation), up to 512³.
+GPU_MEMORY_SHARE = 0.6
+GPU_MAX_BLOCK_VOXELS = 512**3
+DEFAULT_BYTES_PER_VOXEL = 32
 RUN_KEY = "gpuseg_run"
 DONE_DIR = ".gpuseg-done"
 
@@ -106,12 +111,14 @@ def iter_blocks(shape: Sequence[int], block_shape: Sequence[int], halo: int | Se
 
 
 def auto_block_shape(
-    shape: Sequence[int], chunk_shape: Sequence[int], max_voxels: int = DEFAULT_BLOCK_VOXELS, min_blocks: int = 1
+    shape: Sequence[int], chunk_shape: Sequence[int], max_voxels: int = DEFAULT_BLOCK_VOXELS, min_blocks: int = 1,
+    halo: Sequence[int] = (0, 0, 0),
 ) -> tuple[int, ...]:
     """The largest multiple of ``chunk_shape`` (grown evenly, no larger than needed) with at most ``max_voxels``.
 
     Growth also stops before the volume would split into fewer than ``min_blocks`` blocks, so that
-    every worker has work.
+    every worker has work. With ``halo``, ``max_voxels`` bounds the padded block (core plus halo
+    on both sides), as it must where the limit is memory.
 
     Examples
     --------
@@ -129,9 +136,33 @@ def auto_block_shape(
             return tuple(block)
         axis = min(growable, key=lambda a: block[a])
         grown = [b * 2 if a == axis else b for a, b in enumerate(block)]
-        if np.prod(grown) > max_voxels or _count_blocks(shape, grown) < min_blocks:
+        padded = [min(g, n) + 2 * h for g, n, h in zip(grown, shape, halo)]
+        if np.prod(padded) > max_voxels or _count_blocks(shape, grown) < min_blocks:
             return tuple(block)
         block = grown
+
+
+def gpu_block_voxels(bytes_per_voxel: int, in_flight: int = backend.GPU_BLOCKS_IN_FLIGHT, free: int | None = None) -> int:
+    """Voxels of the largest padded block whose working set fits ``in_flight`` times into free device memory.
+
+    Parameters
+    ----------
+    bytes_per_voxel : int
+        Device bytes one voxel of a block needs at the operation's peak (input, temporaries, output).
+    in_flight : int
+        Blocks on the device at once (see :func:`gpuseg.backend.device_slot`).
+    free : int, optional
+        Free device bytes (default: asked from the device).
+
+    Examples
+    --------
+    >>> gpu_block_voxels(100, in_flight=3, free=80 * 2**30) == GPU_MAX_BLOCK_VOXELS
+    True
+    >>> gpu_block_voxels(100, in_flight=3, free=2**30)
+    2147483
+    """
+    free = backend.free_device_memory() if free is None else free
+    return max(1, min(GPU_MAX_BLOCK_VOXELS, int(free * GPU_MEMORY_SHARE / in_flight / bytes_per_voxel)))
 
 
 def _count_blocks(shape: Sequence[int], block: Sequence[int]) -> int:
@@ -190,12 +221,45 @@ def _done_dir(partial: str) -> Path:
 
 def _write_block(func, arrays, output, block: Block, device: str, kwargs, done_dir: str) -> int:
     be = backend.resolve(device)
-    result = backend.to_host(process_block(func, arrays, block, be, kwargs))
+    clock = timing.BlockClock(on_gpu=be.name == "gpu")
+    parts = [a[(Ellipsis, *block.padded)] for a in arrays]  # decoding runs on every worker thread at once
+    clock.lap("read")
+    if getattr(func, "takes_block", False):
+        kwargs = {**kwargs, "block": block}
+    with backend.device_slot(be):  # only a few blocks on the device at once, each on its own stream
+        clock.lap("wait")
+        try:
+            result = _on_device(func, parts, block, be, kwargs, clock)
+        except Exception as exc:
+            if be.name != "gpu" or not backend.is_out_of_memory(exc):
+                raise
+            backend.release_cached_memory()  # fragmentation: retry once with the pool emptied
+            try:
+                result = _on_device(func, parts, block, be, kwargs, clock)
+            except Exception as again:
+                if not backend.is_out_of_memory(again):
+                    raise
+                shape = tuple(s.stop - s.start for s in block.padded)
+                raise DeviceError(f"GPU out of memory on a block of {shape} voxels: lower --workers or --chunks, "
+                                  "or free the device") from None
     output[(Ellipsis, *block.core)] = result.astype(output.dtype, copy=False)
+    clock.lap("write")
+    clock.done()
     _crash_hook()
     # Written after the data: a block without its marker is redone on resume.
     Path(done_dir, block.key).touch()
     return 1
+
+
+def _on_device(func, parts, block: Block, be: backend.Backend, kwargs, clock: timing.BlockClock) -> np.ndarray:
+    """Copy a block's inputs to the device, compute, crop, and copy the result back: one host round trip."""
+    parts = [be.asarray(p) for p in parts]
+    clock.lap("to_device")
+    result = _crop(func(*parts, **kwargs), block)
+    clock.lap("compute")
+    result = backend.to_host(result)
+    clock.lap("to_host")
+    return result
 
 
 def _crash_hook() -> None:
@@ -219,6 +283,7 @@ def run(
     chunks: int | Sequence[int] | None = None,
     block_shape: Sequence[int] | None = None,
     max_block_voxels: int | None = None,
+    bytes_per_voxel: int | None = None,
     channels: Sequence[int] = (),
     attrs: Mapping[str, Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
@@ -249,8 +314,12 @@ def run(
         Work unit; a multiple of ``chunks`` (default: :func:`auto_block_shape`, up to
         ``max_block_voxels``).
     max_block_voxels : int, optional
-        Upper bound on an automatic block's voxels (default :data:`DEFAULT_BLOCK_VOXELS`);
+        Upper bound on an automatic block's voxels on the CPU (default :data:`DEFAULT_BLOCK_VOXELS`);
         lower it for memory-hungry operations.
+    bytes_per_voxel : int, optional
+        Device memory the operation needs per (padded) voxel; on a GPU the automatic block is
+        the largest that fits :data:`~gpuseg.backend.GPU_BLOCKS_IN_FLIGHT` times into free
+        device memory (:func:`gpu_block_voxels`). Default :data:`DEFAULT_BYTES_PER_VOXEL`.
     channels : tuple of int
         Leading, non-spatial output axes (e.g. feature channels).
     attrs : mapping
@@ -275,11 +344,15 @@ def run(
     output = os.fspath(output)
     if zarrio.exists(output) and not overwrite:
         raise OutputError(f"{output}: already exists; pass --overwrite to replace it, or choose another output")
-    backend.resolve(device)  # fail before any work if the device is unusable
+    be = backend.resolve(device)  # fail before any work if the device is unusable
     shape = tuple(int(s) for s in shape)
     halo = normalize_halo(halo)
     chunk_shape = zarrio.normalize_chunks(chunks, shape)
-    if block_shape is None:
+    if block_shape is None and be.name == "gpu":
+        budget = gpu_block_voxels(bytes_per_voxel or DEFAULT_BYTES_PER_VOXEL)
+        block_shape = auto_block_shape(shape, chunk_shape, budget, backend.GPU_BLOCKS_IN_FLIGHT, halo)
+        log.debug("GPU block %s (free device memory %.1f GiB)", block_shape, backend.free_device_memory() / 2**30)
+    elif block_shape is None:
         # two blocks per worker at least, so that none idles while another finishes a large block
         min_blocks = 2 * (workers or cluster.default_workers())
         block_shape = auto_block_shape(shape, chunk_shape, max_block_voxels or DEFAULT_BLOCK_VOXELS, min_blocks)

@@ -6,6 +6,10 @@
 * ``"threads"`` (default) — a thread pool; numpy/scipy/cupy release the GIL;
 * ``"processes"`` — a process pool;
 * ``"local"`` — a ``distributed.LocalCluster`` of ``workers`` single-threaded processes;
+* ``"local-cuda"`` — dask-cuda's ``LocalCUDACluster``: one worker process per GPU (``workers``
+  limits how many), each with twice :data:`~gpuseg.backend.GPU_BLOCKS_IN_FLIGHT` threads: half
+  decode and encode chunks on the CPU while the others hold the GPU's block slots (needs
+  ``pip install dask-cuda``);
 * an address such as ``"tcp://10.0.0.1:8786"`` — an existing dask.distributed scheduler;
   every worker must see the same file system paths as this machine.
 """
@@ -21,13 +25,14 @@ from typing import Any
 import dask
 from dask.callbacks import Callback
 
+from .backend import GPU_BLOCKS_IN_FLIGHT
 from .errors import ParameterError
 from .progress import Progress
 
 log = logging.getLogger("gpuseg")
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
-SCHEDULERS = (*LOCAL_SCHEDULERS, "local")
+SCHEDULERS = (*LOCAL_SCHEDULERS, "local", "local-cuda")
 
 
 def default_workers() -> int:
@@ -43,7 +48,8 @@ def check_scheduler(scheduler: str | None) -> str:
     scheduler = scheduler or "threads"
     if scheduler not in SCHEDULERS and "://" not in scheduler:
         raise ParameterError(
-            f"unknown scheduler {scheduler!r}: use synchronous, threads, processes, local, or an address like tcp://host:8786"
+            f"unknown scheduler {scheduler!r}: use synchronous, threads, processes, local, local-cuda, "
+            "or an address like tcp://host:8786"
         )
     return scheduler
 
@@ -60,14 +66,30 @@ class _TaskProgress(Callback):
             self._bar.update()
 
 
+def local_cuda_cluster(workers: int | None) -> Any:
+    """dask-cuda's ``LocalCUDACluster`` (one worker per GPU), or a clear error when dask-cuda is missing."""
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as exc:
+        raise ParameterError(
+            f"--cluster local-cuda needs dask-cuda ({exc}): pip install dask-cuda on a machine with a CUDA GPU, "
+            "or use --scheduler local"
+        ) from None
+    return LocalCUDACluster(n_workers=workers, threads_per_worker=2 * GPU_BLOCKS_IN_FLIGHT, dashboard_address=None)
+
+
 @contextlib.contextmanager
 def client(scheduler: str, workers: int | None) -> Iterator[Any]:
-    """A distributed client for ``local`` (a LocalCluster started here) or a scheduler address."""
+    """A distributed client for ``local`` / ``local-cuda`` (a cluster started here) or a scheduler address."""
     from distributed import Client, LocalCluster
 
-    if scheduler == "local":
-        n = workers or default_workers()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc) as c:
+    if scheduler in ("local", "local-cuda"):
+        if scheduler == "local":
+            lc = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                              dashboard_address=None)
+        else:
+            lc = local_cuda_cluster(workers)
+        with lc, Client(lc) as c:
             yield c
     else:
         with Client(scheduler) as c:

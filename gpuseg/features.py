@@ -62,6 +62,13 @@ FEATURE_CHUNKS = 64  # (C, 64³) float32 chunks: 61 channels make 64 MiB
 MAX_BLOCK_BYTES = 2**28  # a work block's feature stack stays under 256 MiB (plus its temporaries)
 
 
+def device_bytes_per_voxel(channels: int) -> int:
+    """Device memory per padded voxel while a block's features are computed: the float32 stack plus
+    the temporaries of one scale (smoothed image, six Hessian or structure-tensor components and
+    the eigenvalue solver's work arrays, float32)."""
+    return 4 * channels + 64
+
+
 def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int, ...]) -> dict[str, Any]:
     """The features named in ``plans`` (all at one scale) of ``source``: name → (channels, *shape).
 
@@ -251,6 +258,7 @@ def compute(
             _feature_block, [src], output, shape=src.shape, dtype=np.float32, halo=spec.halo,
             chunks=chunks or FEATURE_CHUNKS, channels=(spec.channels,), kwargs=kwargs,
             max_block_voxels=max(FEATURE_CHUNKS**3, MAX_BLOCK_BYTES // (4 * spec.channels)),
+            bytes_per_voxel=device_bytes_per_voxel(spec.channels),
             identity={"input": os.fspath(image)}, attrs=attrs, device=device, scheduler=scheduler,
             workers=workers, overwrite=overwrite, progress=progress, desc=f"features ({spec.channels} channels)",
         )

@@ -19,6 +19,9 @@ from .errors import ParameterError
 from .io import metadata, staging
 
 Sigma = float | Sequence[float]
+# Device memory per padded voxel of a Gaussian block: the input (up to 4 bytes), its float32 copy,
+# one separable pass's temporary and the float32 result.
+GAUSSIAN_BYTES_PER_VOXEL = 16
 
 
 def normalize_sigma(sigma: Sigma) -> tuple[float, float, float]:
@@ -112,7 +115,7 @@ def gaussian(
             chunks=chunks or src.chunks, kwargs=kwargs, identity={"input": os.fspath(image)},
             attrs=metadata.provenance(source=image, sigma=list(sigma), truncate=truncate, **metadata.inherit(src.attrs.asdict())),
             device=device, scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress,
-            desc=f"gaussian σ={sigma[0]:g}",
+            desc=f"gaussian σ={sigma[0]:g}", bytes_per_voxel=GAUSSIAN_BYTES_PER_VOXEL,
         )
     return os.fspath(output)
 

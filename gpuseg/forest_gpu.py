@@ -177,7 +177,10 @@ def _device_arrays(forest: Forest, device_id: int):
 
     packed = pack(forest)
     with cupy.cuda.Device(device_id):
-        return (cupy.asarray(packed.nodes), cupy.asarray(packed.roots), cupy.asarray(packed.leaf_values))
+        arrays = (cupy.asarray(packed.nodes), cupy.asarray(packed.roots), cupy.asarray(packed.leaf_values))
+        # uploaded on this thread's stream; other threads' streams read them without ordering, so wait here
+        cupy.cuda.get_current_stream().synchronize()
+        return arrays
 
 
 def predict_proba(features: Any, forest: Forest, out: Any = None) -> Any:

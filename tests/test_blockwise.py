@@ -166,3 +166,74 @@ def test_changed_parameters_do_not_resume(tmp_path, vol):
     (Path(partial) / blockwise.DONE_DIR / "0-0-0").touch()
     out = _run(src, tmp_path / "o.zarr", chunks=4, block_shape=(4, 4, 4))
     np.testing.assert_array_equal(out[:], box_mean(vol, size=5))
+
+
+def test_auto_block_counts_the_halo_where_memory_is_the_limit():
+    # 128³ grows to 256³ only when the padded block (256 + 2·8)³ fits the budget
+    assert blockwise.auto_block_shape((512,) * 3, (128,) * 3, 256**3) == (256, 256, 256)
+    assert blockwise.auto_block_shape((512,) * 3, (128,) * 3, 256**3, halo=(8, 8, 8)) == (256, 256, 128)
+    assert blockwise.auto_block_shape((512,) * 3, (128,) * 3, 272**3, halo=(8, 8, 8)) == (256, 256, 256)
+
+
+def test_gpu_blocks_come_from_free_device_memory():
+    small = blockwise.gpu_block_voxels(100, in_flight=3, free=4 * 2**30)
+    large = blockwise.gpu_block_voxels(100, in_flight=3, free=80 * 2**30)
+    assert small == int(4 * 2**30 * blockwise.GPU_MEMORY_SHARE / 3 / 100)
+    assert large == blockwise.GPU_MAX_BLOCK_VOXELS  # capped
+    # the blocks in flight together stay within the share of free memory
+    assert 3 * small * 100 <= 4 * 2**30 * blockwise.GPU_MEMORY_SHARE
+
+
+def test_device_slot_is_a_no_op_on_the_cpu():
+    from gpuseg import backend
+
+    with backend.device_slot(backend.resolve("cpu")):
+        pass
+
+
+def test_timing_shares_of_a_run(tmp_path):
+    from gpuseg import timing
+
+    vol = np.random.default_rng(3).random((32, 32, 32), dtype=np.float32)
+    src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (16, 16, 16))
+    src[:] = vol
+    with timing.collect() as totals:
+        out = blockwise.run(box_mean, [src], tmp_path / "v.zarr/out", shape=vol.shape, dtype=np.float32, halo=1,
+                            chunks=16, block_shape=(16, 16, 16), kwargs={"size": 3}, device="cpu",
+                            scheduler="threads", workers=2)
+    assert totals["blocks"] == 8
+    np.testing.assert_allclose(out[:], ndi.uniform_filter(vol, 3, mode="reflect"), rtol=1e-6)
+    assert all(totals[p] > 0 for p in ("read", "compute", "write"))
+    shares = timing.shares(totals)
+    assert abs(sum(shares.values()) - 1) < 1e-9 and shares["compute"] > 0
+    with timing.collect() as idle:  # nothing runs: nothing is counted
+        pass
+    assert idle["blocks"] == 0 and timing.shares(idle)["io"] == 0
+
+
+def cupy_box_mean(block, *, size):
+    """The GPU twin of box_mean (cupyx.scipy.ndimage on a cupy block)."""
+    from gpuseg import backend
+
+    return backend.for_array(block).ndi.uniform_filter(block.astype("float32"), size, mode="reflect")
+
+
+@pytest.mark.gpu
+def test_gpu_run_with_more_threads_than_device_slots(tmp_path):
+    """Eight threads share the GPU's few block slots (own streams): same bytes as the CPU, timing on the device."""
+    from gpuseg import backend, timing
+
+    vol = np.random.default_rng(4).random((64, 64, 64), dtype=np.float32)
+    src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (16, 16, 16))
+    src[:] = vol
+    with timing.collect() as totals:
+        out = blockwise.run(cupy_box_mean, [src], tmp_path / "v.zarr/gpu", shape=vol.shape, dtype=np.float32, halo=1,
+                            chunks=16, block_shape=(16, 16, 16), kwargs={"size": 3}, device="gpu",
+                            scheduler="threads", workers=8)
+    np.testing.assert_allclose(out[:], ndi.uniform_filter(vol, 3, mode="reflect"), rtol=1e-5, atol=1e-6)
+    assert totals["blocks"] == 64 and totals["to_device"] > 0 and totals["gpu_pool_peak"] > 0
+    # automatic GPU blocks: sized from free device memory, several in flight
+    auto = blockwise.run(cupy_box_mean, [src], tmp_path / "v.zarr/auto", shape=vol.shape, dtype=np.float32, halo=1,
+                         chunks=16, kwargs={"size": 3}, device="gpu")
+    np.testing.assert_array_equal(auto[:], out[:])
+    assert blockwise.gpu_block_voxels(64) > 16**3 and backend.free_device_memory() > 0

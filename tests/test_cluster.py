@@ -39,3 +39,43 @@ def test_scheduler_names():
         cluster.check_scheduler("slurm")
     with pytest.raises(ParameterError, match="at least 1"):
         cluster.compute([1], workers=0)
+
+
+def _smooth(block):
+    return ndi.uniform_filter(block.astype(np.float32), 3)
+
+
+def test_local_cuda_without_dask_cuda_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from tests.conftest import run_cli
+
+    monkeypatch.setitem(__import__("sys").modules, "dask_cuda", None)  # import fails, as when not installed
+    vol = np.random.default_rng(1).random((16, 16, 16), dtype=np.float32)
+    io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (8, 8, 8))[:] = vol
+    code = run_cli("filter", tmp_path / "v.zarr/raw", tmp_path / "v.zarr/smooth", "--sigma", "1", "--cluster", "local-cuda", "-q")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install dask-cuda" in err[0]
+    assert not io.zarrio.exists(tmp_path / "v.zarr/smooth")
+
+
+def test_local_cuda_starts_dask_cudas_cluster(tmp_path, monkeypatch):
+    """With dask-cuda present, ``local-cuda`` runs on its LocalCUDACluster (stood in for by a LocalCluster)."""
+    import sys
+    import types
+
+    from distributed import LocalCluster
+
+    made = []
+
+    def fake_cluster(n_workers=None, threads_per_worker=1, dashboard_address=None):
+        made.append((n_workers, threads_per_worker))
+        return LocalCluster(n_workers=n_workers or 1, threads_per_worker=threads_per_worker, processes=False,
+                            dashboard_address=dashboard_address)
+
+    monkeypatch.setitem(sys.modules, "dask_cuda", types.SimpleNamespace(LocalCUDACluster=fake_cluster))
+    vol = np.random.default_rng(2).random((24, 24, 24), dtype=np.float32)
+    src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (8, 8, 8))
+    src[:] = vol
+    out = blockwise.run(_smooth, [src], tmp_path / "v.zarr/out", shape=vol.shape, dtype=np.float32, halo=1,
+                        chunks=8, block_shape=(8, 8, 8), scheduler="local-cuda", workers=1)
+    assert made == [(1, 2 * cluster.GPU_BLOCKS_IN_FLIGHT)]
+    np.testing.assert_array_equal(out[:], ndi.uniform_filter(vol, 3))

@@ -157,3 +157,14 @@ def test_zarr_group_path_names_its_arrays(tmp_path, volume):
     io.create_array(tmp_path / "g.zarr/raw", volume.shape, volume.dtype, (4, 4, 4))
     with pytest.raises(InputError, match="is a zarr group.*raw"):
         io.open_array(tmp_path / "g.zarr")
+
+
+@pytest.mark.parametrize("dtype, codec", [(np.uint8, "zstd"), (np.uint16, "zstd"), (np.float32, "blosc"), (np.float16, "blosc")])
+def test_codec_follows_dtype_and_round_trips(tmp_path, dtype, codec):
+    rng = np.random.default_rng(0)
+    data = (rng.random((20, 24, 28)) * 200).astype(dtype)
+    arr = io.create_array(tmp_path / "v.zarr/a", data.shape, dtype, (8, 8, 8))
+    arr[:] = data
+    back = io.open_array(tmp_path / "v.zarr/a")
+    assert back.metadata.codecs[-1].to_dict()["name"] == codec
+    np.testing.assert_array_equal(back[:], data)  # lossless, exact bits

@@ -20,8 +20,9 @@ def add_compute(parser: argparse.ArgumentParser, *, device: bool = True) -> None
     if device:
         parser.add_argument("--device", choices=DEVICES, default="auto", help="where to compute (default: auto)")
     parser.add_argument(
-        "--scheduler", default="threads",
-        help="synchronous, threads (default), processes, local (a LocalCluster), or a scheduler address tcp://HOST:PORT",
+        "--scheduler", "--cluster", dest="scheduler", default="threads",
+        help="synchronous, threads (default), processes, local (a LocalCluster), local-cuda (dask-cuda: one worker "
+             "per GPU), or a scheduler address tcp://HOST:PORT",
     )
     parser.add_argument("--workers", type=positive_int, default=None, help="parallel workers (default: all cores)")
     add_output(parser)

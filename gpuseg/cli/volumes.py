@@ -12,7 +12,7 @@ from . import options
 
 def register(sub) -> None:
     p = sub.add_parser("ingest", help="copy a TIFF stack / HDF5 / .npy / zarr into chunked zarr",
-                       description="Stream a volume slice by slice into a chunked, zstd-compressed zarr v3 array.")
+                       description="Stream a volume slice by slice into a chunked, compressed zarr v3 array.")
     p.add_argument("input", help="multi-page .tif, folder of slices, file.h5/dataset, .npy or store.zarr/array")
     p.add_argument("output", help="store.zarr or store.zarr/array")
     p.add_argument("--voxel-size", type=float, nargs="+", metavar="NM", help="voxel size in nm (one, or z y x)")

@@ -26,7 +26,7 @@ def ingest(
     overwrite: bool = False,
     progress: bool = False,
 ):
-    """Copy a TIFF stack, HDF5 dataset, .npy or zarr array into a chunked, zstd-compressed zarr v3 array.
+    """Copy a TIFF stack, HDF5 dataset, .npy or zarr array into a chunked, compressed zarr v3 array.
 
     Parameters
     ----------

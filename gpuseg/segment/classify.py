@@ -382,6 +382,7 @@ def predict(
         blockwise.run(
             classify_block, [src], target, shape=src.shape, dtype=np.uint8, halo=spec.halo, chunks=chunk_shape,
             max_block_voxels=_block_voxels(src.shape, chunk_shape, spec.channels, k, workers),
+            bytes_per_voxel=feat.device_bytes_per_voxel(spec.channels) + 8 * k,  # + probabilities, labels
             kwargs={"model": ref, "spec": spec.to_dict(), "prob_dtype": prob_dtype, "side": side},
             identity=identity, attrs=attrs, device=device, scheduler=scheduler, workers=workers,
             overwrite=overwrite, progress=progress, desc="classify",
