@@ -36,7 +36,6 @@ from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, table
 
 CHUNK = 64
 TREES = 100
-SKIMAGE_SIGMAS = {"sigma_min": 0.7, "sigma_max": 5.0, "num_sigma": 4}  # 5 channels per sigma in 3-D
 
 
 def scribbles_of(truth: np.ndarray, fraction: float = 0.10, seed: int = 0) -> np.ndarray:
@@ -77,26 +76,13 @@ def run_gpuseg(folder: str, device: str, workers: int, tag: str) -> dict:
 
 
 def run_skimage(folder: str, workers: int) -> dict:
-    from skimage.feature import multiscale_basic_features
-    from skimage.future import fit_segmenter, predict_segmenter
-    from sklearn.ensemble import RandomForestClassifier
+    from gpuseg.bench.references import skimage_classifier
 
     folder = Path(folder)
-    raw = np.load(folder / "raw.npy")
-    scribbles = np.load(folder / "scribbles.npy")
-    t0 = time.perf_counter()
-    feats = multiscale_basic_features(raw, workers=workers, **SKIMAGE_SIGMAS)
-    t_features = time.perf_counter() - t0
-    clf = RandomForestClassifier(n_estimators=TREES, random_state=0, n_jobs=workers)
-    t1 = time.perf_counter()
-    clf = fit_segmenter(scribbles, feats, clf)
-    t_fit = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    labels = predict_segmenter(feats, clf)
-    t_predict = time.perf_counter() - t2
+    r = skimage_classifier(np.load(folder / "raw.npy"), np.load(folder / "scribbles.npy"), TREES, workers)
     truth = np.load(folder / "truth.npy")
-    return {"seconds": t_features + t_predict, "fit": t_fit, "channels": feats.shape[-1],
-            "accuracy": float(np.mean((labels == 1) == (truth == 1)))}
+    return {"seconds": r["features"] + r["predict"], "fit": r["fit"], "channels": r["channels"],
+            "accuracy": float(np.mean((r["labels"] == 1) == (truth == 1)))}
 
 
 def main() -> None:

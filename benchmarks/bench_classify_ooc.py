@@ -24,24 +24,12 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import fmt_bytes, fmt_rate, machine, peak_rss_of_command, table  # noqa: E402
 
+from gpuseg.bench.pipeline import write_scribbles  # noqa: E402  (scribbles on 7 slices, 10 %, slice by slice)
+
 GOALS = {1024: 3 * 2**30, 2048: 4 * 2**30}
-
-
-def write_scribbles(truth_path: Path, out_path: Path, fraction: float = 0.10, seed: int = 0) -> None:
-    """Scribbles on 7 equally spaced z-slices (``fraction`` of each), one slice at a time."""
-    from gpuseg import io
-
-    truth = io.open_array(truth_path)
-    out = io.create_array(out_path, truth.shape, np.uint8, (1, *truth.chunks[1:]))
-    rng = np.random.default_rng(seed)
-    for z in np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]:
-        page = np.asarray(truth[int(z)])
-        out[int(z)] = np.where(rng.random(page.shape) < fraction, page, 0).astype(np.uint8)
 
 
 def main() -> None:

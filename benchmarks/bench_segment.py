@@ -105,20 +105,11 @@ def gpuseg_compare(p):
 
 def ref_compare(p):
     """numpy on whole arrays: the same counts (fractions, pairs, confusion with truth)."""
-    import itertools
-
     from gpuseg import io
+    from gpuseg.bench.references import compare_numpy
 
-    vols = [io.open_array(p[k])[:] for k in ("S1", "S2", "S3", "truth")]
-    pct = []
-    for a, b in itertools.combinations(vols[:3], 2):
-        both = (a != 0) & (b != 0)
-        pct.append(100.0 * np.count_nonzero(both & (a != b)) / np.count_nonzero(both))
-    for v in vols:
-        np.bincount(v.ravel(), minlength=3)
-    for v in vols[:3]:
-        np.bincount((vols[3].astype(np.int16) * 3 + v).ravel(), minlength=9)
-    return float(np.mean(pct))
+    vols = {k: io.open_array(p[k])[:] for k in ("S1", "S2", "S3")}
+    return compare_numpy(vols, io.open_array(p["truth"])[:])["mean_pairwise_percent"]
 
 
 def main(argv=None) -> int:

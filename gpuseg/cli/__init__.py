@@ -15,7 +15,7 @@ import sys
 from .. import __version__
 from ..errors import GpusegError
 
-COMMAND_MODULES = ("volumes", "filter", "demo", "features", "classify", "segment", "compare", "phantom")
+COMMAND_MODULES = ("volumes", "filter", "demo", "features", "classify", "segment", "compare", "phantom", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,138 @@
+"""What a benchmark run reports: a plain-text table, the JSON file, and a throughput plot."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+DEVICE_MARKERS = {"cpu": "o", "gpu": "s"}
+
+
+def fmt_rate(voxels: float, seconds: float = 1.0) -> str:
+    """Voxels per second with a unit.
+
+    Examples
+    --------
+    >>> fmt_rate(3e7, 2.0), fmt_rate(512)
+    ('15.00 MVox/s', '512 Vox/s')
+    """
+    rate = voxels / seconds
+    for unit, scale in (("GVox/s", 1e9), ("MVox/s", 1e6), ("kVox/s", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.2f} {unit}"
+    return f"{rate:.0f} Vox/s"
+
+
+def fmt_bytes(n: float) -> str:
+    """Bytes as MiB or GiB.
+
+    Examples
+    --------
+    >>> fmt_bytes(3 * 2**20), fmt_bytes(1.5 * 2**30)
+    ('3 MiB', '1.50 GiB')
+    """
+    return f"{n / 2**20:.0f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain-text table, columns padded to width (markdown-compatible).
+
+    Examples
+    --------
+    >>> print(table([[1, "a"]], ["n", "x"]))
+    | n | x |
+    |---|---|
+    | 1 | a |
+    """
+    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _shares_text(shares: dict | None) -> str:
+    if shares is None:
+        return "n/a"
+    return " / ".join(f"{shares[k] * 100:.0f}" for k in ("io", "compute", "transfer"))
+
+
+def results_table(result: dict[str, Any]) -> str:
+    """The records of a run as one table (sizes, stages, devices; reference and ratio)."""
+    rows = []
+    for r in result["results"]:
+        if "error" in r:
+            rows.append([f"{r['size']}³", r["stage"], r["device"], "failed", "", "", "", "", "", "", r["error"]])
+            continue
+        ref = r["reference"] or {}
+        gpu = fmt_bytes(r["peak_gpu_bytes"]) if r["peak_gpu_bytes"] is not None else "-"
+        if "seconds" in ref:
+            ref_cells = [fmt_rate(ref["voxels_per_s"]), fmt_bytes(ref["peak_rss_bytes"]), f"{r['ratio']:.2f}"]
+            note = ref["name"]
+        else:
+            ref_cells, note = ["-", "-", "-"], f"reference skipped: {ref.get('skipped', '')}"
+        if r.get("check"):
+            note += f"; {r['check']['what']} {'equal' if r['check']['equal'] else 'DIFFERS'}"
+        rows.append([f"{r['size']}³", r["stage"], r["device"], f"{r['seconds']:.2f}", fmt_rate(r["voxels_per_s"]),
+                     fmt_bytes(r["peak_rss_bytes"]), gpu, _shares_text(r["shares"]), *ref_cells, note])
+    header = ["size", "stage", "device", "s", "throughput", "peak RSS", "peak GPU", "io/compute/transfer %",
+              "reference", "ref. RSS", "ratio", "reference / check"]
+    m = result["machine"]
+    lines = [f"machine: {m['summary']}", f"date: {result['date']}, gpuseg {result['gpuseg_version']}",
+             f"command: {result['command']}", table(rows, header),
+             "ratio = gpuseg voxels/s / reference voxels/s (reference: whole array in memory, reading and writing zarr "
+             "included, measured in the same run); io/compute/transfer: shares of the summed block and task time"]
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: str | os.PathLike) -> str:
+    """Write ``result`` as indented JSON; return the path."""
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, allow_nan=False)
+        f.write("\n")
+    return os.fspath(path)
+
+
+def plot(result: dict[str, Any], path: str | os.PathLike) -> str:
+    """Throughput against size, log-log: one line per stage and device, each reference dashed in its stage's colour.
+
+    Returns
+    -------
+    str
+        The PNG's path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in result["results"] if "error" not in r]
+    stages = list(dict.fromkeys(r["stage"] for r in ok))
+    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(stages)}
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    for stage in stages:
+        for device in dict.fromkeys(r["device"] for r in ok if r["stage"] == stage):
+            pts = sorted((r["voxels"], r["voxels_per_s"]) for r in ok if r["stage"] == stage and r["device"] == device)
+            ax.plot(*zip(*pts), color=colours[stage], marker=DEVICE_MARKERS.get(device, "^"), label=f"{stage} ({device})")
+        refs = {r["voxels"]: r["reference"]["voxels_per_s"] for r in ok
+                if r["stage"] == stage and r.get("reference") and "seconds" in r["reference"]}
+        if refs:
+            pts = sorted(refs.items())
+            ax.plot(*zip(*pts), color=colours[stage], linestyle="--", marker="x", label=f"{stage} reference")
+    sizes = sorted({r["voxels"] for r in ok})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if sizes:
+        ax.set_xticks(sizes, [f"{round(v ** (1 / 3))}³" for v in sizes])
+        ax.minorticks_off()
+    ax.set_xlabel("volume (voxels)")
+    ax.set_ylabel("throughput (voxels/s)")
+    ax.set_title(f"gpuseg bench: {result['machine']['summary']}", fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return os.fspath(path)
