@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import queue
 import threading
 import types
 from collections.abc import Iterator
@@ -36,8 +37,8 @@ DEVICES = ("auto", "cpu", "gpu")
 # Blocks a GPU works on at once: one being copied in, one computing, one copied out, while other worker
 # threads decode and encode chunks on the CPU.
 GPU_BLOCKS_IN_FLIGHT = 3
-_gpu_slots = threading.BoundedSemaphore(GPU_BLOCKS_IN_FLIGHT)
-_thread_streams = threading.local()
+_slot_lock = threading.Lock()
+_slot_streams: Any = None  # a queue of GPU_BLOCKS_IN_FLIGHT cupy streams, made on first use
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,21 +183,29 @@ def release_cached_memory() -> None:
 
 @contextlib.contextmanager
 def device_slot(be: Backend) -> Iterator[None]:
-    """Hold one of :data:`GPU_BLOCKS_IN_FLIGHT` device slots, working on this thread's own CUDA stream.
+    """Hold one of :data:`GPU_BLOCKS_IN_FLIGHT` device slots, each with its own non-blocking CUDA stream.
 
-    Each worker thread gets a non-blocking stream, so the copies of one block overlap the
-    kernels of another (on the legacy default stream they would serialise). At most
-    ``GPU_BLOCKS_IN_FLIGHT`` blocks hold device memory at once, however many threads decode
-    chunks. Does nothing on the CPU.
+    While one block's copies run on its slot's stream, another block's kernels run on another's
+    (on the legacy default stream they would serialise). At most ``GPU_BLOCKS_IN_FLIGHT`` blocks
+    hold device memory at once, however many threads decode chunks; and since cupy's memory pool
+    reuses a freed allocation only on the stream that freed it, streams belong to the slots, not
+    to the (many) threads, so the pool caches at most one working set per slot. Does nothing on
+    the CPU.
     """
     if be.name != "gpu":
         yield
         return
+    global _slot_streams
     import cupy
 
-    stream = getattr(_thread_streams, "stream", None)
-    if stream is None:
-        stream = _thread_streams.stream = cupy.cuda.Stream(non_blocking=True)
-    with _gpu_slots, stream:
-        yield
-
+    with _slot_lock:
+        if _slot_streams is None:
+            _slot_streams = queue.SimpleQueue()
+            for _ in range(GPU_BLOCKS_IN_FLIGHT):
+                _slot_streams.put(cupy.cuda.Stream(non_blocking=True))
+    stream = _slot_streams.get()  # waits for a free slot
+    try:
+        with stream:
+            yield
+    finally:
+        _slot_streams.put(stream)

@@ -237,3 +237,51 @@ def test_gpu_run_with_more_threads_than_device_slots(tmp_path):
                          chunks=16, kwargs={"size": 3}, device="gpu")
     np.testing.assert_array_equal(auto[:], out[:])
     assert blockwise.gpu_block_voxels(64) > 16**3 and backend.free_device_memory() > 0
+
+
+def test_device_slots_bound_the_blocks_on_the_gpu(monkeypatch):
+    """Many threads, at most GPU_BLOCKS_IN_FLIGHT inside at once, and only that many streams ever made
+    (cupy's pool reuses memory per stream). A stand-in cupy records what the slots do."""
+    import sys
+    import threading
+    import time
+    import types
+
+    from gpuseg import backend
+
+    made, inside, peak = [], [0], [0]
+    lock = threading.Lock()
+
+    class Stream:
+        def __init__(self, non_blocking):
+            assert non_blocking
+            made.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(Stream=Stream))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(backend, "_slot_streams", None)
+    gpu = backend.Backend("gpu", np, ndi, None)
+
+    def work():
+        for _ in range(5):
+            with backend.device_slot(gpu):
+                with lock:
+                    inside[0] += 1
+                    peak[0] = max(peak[0], inside[0])
+                time.sleep(0.002)
+                with lock:
+                    inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == backend.GPU_BLOCKS_IN_FLIGHT
+    assert len(made) == backend.GPU_BLOCKS_IN_FLIGHT
