@@ -292,13 +292,16 @@ def classify_block(image, *, model, spec, prob_dtype: str = "uint8", side=None, 
         proba = fo.predict_proba(X, forest).T
     del stackf, X
     labels = xp.asarray(forest.classes.astype(np.uint8))[xp.argmax(proba, axis=0)].reshape(core)
-    top2 = xp.partition(proba, k - 2, axis=0)[k - 2 :]
-    uncertainty = (1 - (top2[1] - top2[0])).reshape(core)
+    side = side or {}
+    uncertainty = None
+    if stack or "uncertainty" in side:  # a partition over every voxel: only when asked for
+        top2 = xp.partition(proba, k - 2, axis=0)[k - 2 :]
+        uncertainty = (1 - (top2[1] - top2[0])).reshape(core)
     proba = proba.reshape((k, *core))
     if stack:
         return xp.concatenate([labels[None].astype(xp.float32), proba.astype(xp.float32),
                                uncertainty[None].astype(xp.float32)])
-    for key, value in (side or {}).items():
+    for key, value in side.items():
         data = proba if key == "probabilities" else uncertainty
         arr = zarrio.open_array(value, mode="r+")
         arr[(Ellipsis, *block.core)] = backend.to_host(_to_dtype(xp, data, prob_dtype))
