@@ -42,8 +42,9 @@ NAMES = {
 }
 #: Peak bytes per voxel of each reference beyond the interpreter (input, output, the algorithm's
 #: temporaries): measured by ``gpuseg bench`` at 128³ (peak RSS less the interpreter's ~52 MiB, per
-#: voxel: filter 16, otsu 21, watershed 94, rf-predict 740, compare 18), rounded up.
-BYTES_PER_VOXEL = {"filter": 16, "otsu": 24, "watershed": 96, "rf-predict": 800, "compare": 24}
+#: voxel: filter 16, otsu 21, watershed 94, compare 18), rounded up; rf-predict at 256³, where the
+#: fixed costs of scikit-learn's thread pool no longer dominate (5.88 GiB: 377; at 128³ it was 740).
+BYTES_PER_VOXEL = {"filter": 16, "otsu": 24, "watershed": 96, "rf-predict": 400, "compare": 24}
 #: A reference runs only if its estimate is at most this share of the memory available.
 MEMORY_SHARE = 0.5
 #: multiscale_basic_features in 3-D: 5 channels per sigma, 4 sigmas = the 20 channels of gpuseg's ``default``.
@@ -71,7 +72,7 @@ def fits(stage: str, voxels: int, raw_itemsize: int, available: int | None = Non
     >>> fits("compare", 1000, 1, available=10**6) is None
     True
     >>> fits("rf-predict", 512**3, 2, available=16 * 2**30)
-    'needs about 100.2 GiB (whole-array estimate), more than 50 % of the 16.0 GiB available'
+    'needs about 50.2 GiB (whole-array estimate), more than 50 % of the 16.0 GiB available'
     """
     if stage not in NAMES:
         return "no whole-array reference for this stage"
