@@ -181,16 +181,10 @@ def _crop(result: Any, block: Block) -> Any:
     raise ValueError(f"operation returned spatial shape {spatial}; expected the padded {padded} or the core {core}")
 
 
-def process_block(func: Callable, arrays: Sequence[Any], block: Block, be: backend.Backend, kwargs: Mapping) -> Any:
-    """Read ``block`` (with halo) from every array onto ``be``'s device, apply ``func``, crop.
-
-    A function with a true ``takes_block`` attribute also gets ``block=`` (the :class:`Block`),
-    e.g. to crop to ``block.inner`` before costly per-voxel work.
-    """
-    blocks = [be.asarray(a[(Ellipsis, *block.padded)]) for a in arrays]
-    if getattr(func, "takes_block", False):
-        kwargs = {**kwargs, "block": block}
-    return _crop(func(*blocks, **kwargs), block)
+def _with_block(func: Callable, kwargs: Mapping, block: Block) -> Mapping:
+    """``kwargs``, plus ``block=`` (the :class:`Block`) for a function with a true ``takes_block``
+    attribute, e.g. to crop to ``block.inner`` before costly per-voxel work."""
+    return {**kwargs, "block": block} if getattr(func, "takes_block", False) else kwargs
 
 
 # --------------------------------------------------------------------------- out of core
@@ -224,8 +218,7 @@ def _write_block(func, arrays, output, block: Block, device: str, kwargs, done_d
     clock = timing.BlockClock(on_gpu=be.name == "gpu")
     parts = [a[(Ellipsis, *block.padded)] for a in arrays]  # decoding runs on every worker thread at once
     clock.lap("read")
-    if getattr(func, "takes_block", False):
-        kwargs = {**kwargs, "block": block}
+    kwargs = _with_block(func, kwargs, block)
     with backend.device_slot(be):  # only a few blocks on the device at once, each on its own stream
         clock.lap("wait")
         try:
@@ -470,6 +463,7 @@ def apply(
 
 
 def _apply_block(func, parts, block: Block, be: backend.Backend, kwargs):
+    """One block of :func:`apply`: ``parts`` are already the padded block of each array."""
     local = Block(block.index, block.core, tuple(slice(0, s.stop - s.start) for s in block.padded), block.inner)
-    result = process_block(func, parts, local, be, kwargs)
-    return backend.to_host(result)
+    clock = timing.BlockClock(on_gpu=be.name == "gpu")
+    return _on_device(func, parts, local, be, _with_block(func, kwargs, local), clock)
