@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from gpuseg import features, forest, phantom
-from gpuseg.segment import classify
+from gpuseg import classify, features, phantom
+from gpuseg.classify import forest, predictor
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/nmc-1-cal_generatedCBD_bridge.tif"
 
@@ -40,7 +40,7 @@ def main() -> None:
         y = truth.ravel()
         train = np.random.default_rng(seed).random(y.size) < 0.10
         model = forest.train(np.ascontiguousarray(X[train]), y[train], trees=100)
-        right = (forest.predict(np.ascontiguousarray(X[~train]), model) == 1) == (y[~train] == 1)
+        right = (predictor.predict(np.ascontiguousarray(X[~train]), model) == 1) == (y[~train] == 1)
         print(f"{labels.shape} {args.preset} seed {seed}: trained on {train.sum()} voxels spread over the volume, "
               f"active-material accuracy on the other {(~train).sum()}: {right.mean() * 100:.2f} %")
 

@@ -5,7 +5,7 @@ on 7 equally spaced z-slices (10 % of each slice, drawn from the truth), and tim
 a fresh process (wall time of features + prediction, peak RSS of the whole process):
 
 * gpuseg: ``default`` features (20 channels, ilastik mode) and a 100-tree forest trained
-  once on the scribbles (``gpuseg.segment.classify.train``, outside the timing), then
+  once on the scribbles (``gpuseg.classify.train``, outside the timing), then
   ``classify.predict`` zarr → zarr, block by block (64³ chunks), on the CPU with 1 and 2
   workers (threads), and on the GPU when one is usable;
 * scikit-image: ``skimage.feature.multiscale_basic_features`` (intensity, edges, texture;
@@ -49,8 +49,7 @@ def scribbles_of(truth: np.ndarray, fraction: float = 0.10, seed: int = 0) -> np
 
 def prepare(n: int, folder: Path) -> None:
     """Phantom, scribbles and the gpuseg model, written to ``folder``."""
-    from gpuseg import io, phantom
-    from gpuseg.segment import classify
+    from gpuseg import classify, io, phantom
 
     raw, truth = phantom.make("nmc-1", (n, n, n), seed=0)
     io.create_array(folder / "v.zarr/raw", raw.shape, raw.dtype, (CHUNK,) * 3)[:] = raw
@@ -62,8 +61,7 @@ def prepare(n: int, folder: Path) -> None:
 
 
 def run_gpuseg(folder: str, device: str, workers: int, tag: str) -> dict:
-    from gpuseg import io
-    from gpuseg.segment import classify
+    from gpuseg import classify, io
 
     folder = Path(folder)
     t0 = time.perf_counter()

@@ -71,8 +71,7 @@ def count_passes(func, *args, **kwargs) -> tuple[float, float]:
 
 
 def feature_work(n: int = 128):
-    from gpuseg import features
-    from gpuseg.segment import classify
+    from gpuseg import classify, features
 
     spec = classify.feature_spec("default")
     h = spec.halo[0]
@@ -84,15 +83,15 @@ def feature_work(n: int = 128):
 
 def forest_and_features(model: str | None):
     """A forest (the given model, or 100 trees trained on an nmc-1 phantom's scribbles) and a block of its features."""
-    from gpuseg import features, forest, phantom
-    from gpuseg.segment import classify
+    from gpuseg import classify, features, phantom
+    from gpuseg.classify import forest
 
     raw, truth = phantom.make("nmc-1", (96, 96, 96), seed=0)
     spec = classify.feature_spec("default")
     stack = features.compute_block(raw.astype(np.float32), spec)
     X = np.ascontiguousarray(stack.reshape(spec.channels, -1).T)
     if model:
-        return forest.load(model), X
+        return classify.load(model), X
     rng = np.random.default_rng(0)
     picked = np.zeros(truth.shape, bool)
     for z in np.linspace(0, 95, 9).round().astype(int)[1:-1]:
@@ -102,9 +101,9 @@ def forest_and_features(model: str | None):
 
 def node_visits(fo_forest, X: np.ndarray) -> tuple[float, float]:
     """(mean inner-node visits per voxel over all trees, measured seconds per visit on one core)."""
-    from gpuseg import forest as fo
+    from gpuseg.classify import cpu
 
-    trees = fo._sklearn_trees(fo_forest)
+    trees = cpu._sklearn_trees(fo_forest)
     sample = X[np.random.default_rng(1).choice(len(X), 20000, replace=False)]
     visits = sum(float(t.decision_path(sample).sum(axis=1).mean()) - 1 for t in trees)  # minus the leaf
     seconds = rate(lambda: [t.predict(sample) for t in trees], 2)

@@ -1,8 +1,13 @@
-"""One switch between the CPU (numpy, scipy, scikit-image) and the GPU (cupy, cupyx, cuCIM).
+"""One switch between the CPU (numpy, scipy) and the GPU (cupy, cupyx).
 
 Array code never branches on the device itself: it asks :func:`for_array` for the
-modules that match the array it was given, and calls ``xp``, ``ndi`` and ``ski``
-exactly as it would call numpy, ``scipy.ndimage`` and scikit-image.
+modules that match the array it was given, and calls ``xp`` and ``ndi`` exactly as it
+would call numpy and ``scipy.ndimage``.
+
+cuCIM is not used: every GPU kernel gpuseg needs is in ``cupyx.scipy.ndimage`` (Gaussian
+and derivative filters, Sobel, labelling) or is its own (forest inference); the one
+scikit-image algorithm it runs, the watershed, has no cuCIM version. Importing cuCIM
+would only add a large dependency and start-up time (``docs/cluster.md``).
 
 Examples
 --------
@@ -16,14 +21,10 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import logging
-import queue
-import threading
 import types
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -34,11 +35,6 @@ log = logging.getLogger("gpuseg")
 
 Device = Literal["auto", "cpu", "gpu"]
 DEVICES = ("auto", "cpu", "gpu")
-# Blocks a GPU works on at once: one being copied in, one computing, one copied out, while other worker
-# threads decode and encode chunks on the CPU.
-GPU_BLOCKS_IN_FLIGHT = 3
-_slot_lock = threading.Lock()
-_slot_streams: Any = None  # a queue of GPU_BLOCKS_IN_FLIGHT cupy streams, made on first use
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,17 +48,16 @@ class Backend:
         ``numpy`` or ``cupy``.
     ndi : module
         ``scipy.ndimage`` or ``cupyx.scipy.ndimage``.
-    ski : module or None
-        ``skimage`` or ``cucim.skimage`` (None on a GPU without cuCIM).
     """
 
     name: str
     xp: types.ModuleType
     ndi: types.ModuleType
-    ski: types.ModuleType | None
 
     def asarray(self, array: Any) -> Any:
         """Move ``array`` onto this backend's device (no copy if already there)."""
+        if self.name == "cpu":
+            return to_host(array)
         return self.xp.asarray(array)
 
     def to_host(self, array: Any) -> np.ndarray:
@@ -73,9 +68,8 @@ class Backend:
 @functools.cache
 def _cpu() -> Backend:
     import scipy.ndimage
-    import skimage
 
-    return Backend("cpu", np, scipy.ndimage, skimage)
+    return Backend("cpu", np, scipy.ndimage)
 
 
 @functools.cache
@@ -103,11 +97,7 @@ def _gpu() -> Backend:
     import cupy
     import cupyx.scipy.ndimage
 
-    try:
-        import cucim.skimage as ski
-    except Exception:  # cuCIM is optional: filters need only cupyx
-        ski = None
-    return Backend("gpu", cupy, cupyx.scipy.ndimage, ski)
+    return Backend("gpu", cupy, cupyx.scipy.ndimage)
 
 
 def resolve(device: str = "auto") -> Backend:
@@ -137,12 +127,13 @@ def resolve(device: str = "auto") -> Backend:
         return _gpu()
     if device == "gpu":
         raise DeviceError(f"--device gpu was asked for but no GPU is usable: {why}; use --device cpu")
-    _log_fallback(why)
+    log_fallback(why)
     return _cpu()
 
 
 @functools.cache
-def _log_fallback(why: str) -> None:
+def log_fallback(why: str) -> None:
+    """Say once per reason that the work runs on the CPU."""
     log.info("no usable GPU (%s); computing on the CPU", why)
 
 
@@ -156,7 +147,8 @@ def for_array(array: Any) -> Backend:
 def to_host(array: Any) -> np.ndarray:
     """Return ``array`` as a numpy array (copying from the GPU if needed)."""
     if type(array).__module__.split(".")[0] == "cupy":
-        return array.get()
+        host: np.ndarray = array.get()
+        return host
     return np.asarray(array)
 
 
@@ -181,31 +173,12 @@ def release_cached_memory() -> None:
     cupy.get_default_pinned_memory_pool().free_all_blocks()
 
 
-@contextlib.contextmanager
-def device_slot(be: Backend) -> Iterator[None]:
-    """Hold one of :data:`GPU_BLOCKS_IN_FLIGHT` device slots, each with its own non-blocking CUDA stream.
-
-    While one block's copies run on its slot's stream, another block's kernels run on another's
-    (on the legacy default stream they would serialise). At most ``GPU_BLOCKS_IN_FLIGHT`` blocks
-    hold device memory at once, however many threads decode chunks; and since cupy's memory pool
-    reuses a freed allocation only on the stream that freed it, streams belong to the slots, not
-    to the (many) threads, so the pool caches at most one working set per slot. Does nothing on
-    the CPU.
-    """
-    if be.name != "gpu":
-        yield
-        return
-    global _slot_streams
+def device_identity() -> str:
+    """Which GPU this process uses (its PCI bus id), to tell processes that share one."""
     import cupy
 
-    with _slot_lock:
-        if _slot_streams is None:
-            _slot_streams = queue.SimpleQueue()
-            for _ in range(GPU_BLOCKS_IN_FLIGHT):
-                _slot_streams.put(cupy.cuda.Stream(non_blocking=True))
-    stream = _slot_streams.get()  # waits for a free slot
+    device = cupy.cuda.Device()
     try:
-        with stream:
-            yield
-    finally:
-        _slot_streams.put(stream)
+        return str(device.pci_bus_id)
+    except Exception:  # older cupy or a test double without it
+        return str(device.id)

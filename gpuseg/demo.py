@@ -15,6 +15,7 @@ import numpy as np
 
 from . import config, filters, io, phantom
 from .io import metadata
+from .plots import save_figure, subplots
 
 
 def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dict[str, Any]:
@@ -68,14 +69,9 @@ def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dic
 
 def _figure(store: Path, hist, threshold: float, path: os.PathLike) -> None:
     """Central z-slices of raw, filtered and segmented volume (only those slices are read), and the histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     slices = {name: io.open_array(f"{store}/{name}") for name in ("raw", "smooth", "segmentation")}
     z = slices["raw"].shape[0] // 2
-    fig, ax = plt.subplots(1, 4, figsize=(14, 3.6))
+    fig, ax = subplots(1, 4, figsize=(14, 3.6))
     ax[0].imshow(slices["raw"][z], cmap="gray"), ax[0].set_title("tomogram (central z-slice)")
     ax[1].imshow(slices["smooth"][z], cmap="gray"), ax[1].set_title("Gaussian filtered")
     ax[2].imshow(slices["segmentation"][z], cmap="viridis", vmin=0, vmax=2), ax[2].set_title("segmentation (1 = active)")
@@ -86,5 +82,4 @@ def _figure(store: Path, hist, threshold: float, path: os.PathLike) -> None:
     ax[3].axvline(threshold, color="C3", label=f"Otsu {threshold:.1f}")
     ax[3].set_xlabel("grey value (filtered)"), ax[3].set_ylabel("voxels"), ax[3].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)

@@ -43,23 +43,32 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from . import backend, blockwise, filters
+from . import backend, filters
 from .eigen import symmetric_eigenvalues
-from .errors import OutputError, ParameterError
+from .engine import Operation, Result, RunOptions, process
+from .engine.blocks import Block
 from .featurespec import (  # noqa: F401  (re-exported: the feature API lives here)
-    ALIASES, DEFAULT_SET, FEATURE_NAMES, ILASTIK_IDS, ILASTIK_SCALES, MODES, PRESMOOTH_WINDOW, TENSOR_FEATURES,
-    FeatureSpec, FeaturePlan, feature_plan, from_selection_matrix, parse_features,
+    ALIASES,
+    DEFAULT_SET,
+    FEATURE_NAMES,
+    ILASTIK_IDS,
+    ILASTIK_SCALES,
+    MODES,
+    PRESMOOTH_WINDOW,
+    TENSOR_FEATURES,
+    FeaturePlan,
+    FeatureSpec,
+    feature_plan,
+    from_selection_matrix,
+    parse_features,
 )
-from .io import metadata, staging, zarrio
-from .io.paths import parse
 
 FEATURE_CHUNKS = 64  # (C, 64³) float32 chunks: 61 channels make 64 MiB
-MAX_BLOCK_BYTES = 2**28  # a work block's feature stack stays under 256 MiB (plus its temporaries)
 
 
 def device_bytes_per_voxel(channels: int) -> int:
@@ -187,25 +196,24 @@ def compute_block(block: Any, spec: FeatureSpec, *, inner: tuple[slice, ...] | N
     return out
 
 
-def _feature_block(image: Any, spec: FeatureSpec, block: blockwise.Block) -> Any:
+def _feature_block(image: Any, spec: FeatureSpec, block: Block) -> Any:
     """:func:`compute_block` of the core only: the block engine's operation (it passes ``block``)."""
     return compute_block(image, spec, inner=block.inner)
 
 
-_feature_block.takes_block = True  # type: ignore[attr-defined]
+FEATURES = Operation(
+    "features", _feature_block, halo=lambda p: p["spec"].halo,
+    results={"output": Result(np.float32, lambda p: (p["spec"].channels,))},
+    device_bytes_per_voxel=lambda p: device_bytes_per_voxel(p["spec"].channels),
+    host_bytes_per_voxel=lambda p: 4 * p["spec"].channels, takes_block=True,
+)
 
 
 def compute(
     image: Any,
     spec: FeatureSpec | str = "default",
     output: str | os.PathLike | None = None,
-    *,
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ):
     """The feature stack of a volume: arrays in, arrays out; a path in, a zarr ``(C, z, y, x)`` out.
 
@@ -218,11 +226,8 @@ def compute(
     output : path, optional
         Required for a path input: ``out.zarr`` or ``out.zarr/array``. Its attributes carry
         the specification (``features``) and the channel names (``channel_names``).
-    device : {"auto", "cpu", "gpu"}
-    chunks : int or (z, y, x), optional
-        Block size; default whole array for in-memory input, 64³ for paths.
-    scheduler, workers : see :mod:`gpuseg.cluster`.
-    overwrite, progress : bool
+    **options
+        device, chunks, scheduler, workers, overwrite, progress (:class:`gpuseg.engine.RunOptions`).
 
     Returns
     -------
@@ -239,27 +244,6 @@ def compute(
     """
     if isinstance(spec, str):
         spec = parse_features(spec)
-    kwargs = {"spec": spec}
-    if not isinstance(image, (str, os.PathLike)):
-        if chunks is None and not hasattr(image, "dask"):  # whole array: no halo to crop
-            return blockwise.apply(compute_block, image, halo=spec.halo, device=device, dtype=np.float32, **kwargs)
-        return blockwise.apply(_feature_block, image, halo=spec.halo, chunks=chunks, device=device,
-                               dtype=np.float32, channels=(spec.channels,), **kwargs)
-    if output is None:
-        raise ParameterError("features of a path need an output path (out.zarr)")
-    if parse(output).kind != "zarr":
-        raise OutputError(f"{output}: a feature stack is 4-D (channel, z, y, x); write it to a .zarr path")
-    if zarrio.exists(output) and not overwrite:  # before any input is staged
-        raise OutputError(f"{output}: already exists; pass --overwrite to replace it, or choose another output")
-    with staging.zarr_input(image, output, chunks, progress) as src:
-        attrs = metadata.provenance(source=image, features=spec.to_dict(), channel_names=spec.names,
-                                    **metadata.inherit(src.attrs.asdict()))
-        blockwise.run(
-            _feature_block, [src], output, shape=src.shape, dtype=np.float32, halo=spec.halo,
-            chunks=chunks or FEATURE_CHUNKS, channels=(spec.channels,), kwargs=kwargs,
-            max_block_voxels=max(FEATURE_CHUNKS**3, MAX_BLOCK_BYTES // (4 * spec.channels)),
-            bytes_per_voxel=device_bytes_per_voxel(spec.channels),
-            identity={"input": os.fspath(image)}, attrs=attrs, device=device, scheduler=scheduler,
-            workers=workers, overwrite=overwrite, progress=progress, desc=f"features ({spec.channels} channels)",
-        )
-    return os.fspath(output)
+    return process(FEATURES, {"spec": spec}, image, output,
+                   attrs={"features": spec.to_dict(), "channel_names": spec.names},
+                   default_chunks=FEATURE_CHUNKS, **options)

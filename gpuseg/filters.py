@@ -13,10 +13,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from . import backend, blockwise
+from . import backend
+from .engine import Operation, Result, RunOptions, process
 from .errors import ParameterError
-from .io import metadata, staging
 
 Sigma = float | Sequence[float]
 # Device memory per padded voxel of a Gaussian block: the input (up to 4 bytes), its float32 copy,
@@ -64,12 +65,7 @@ def gaussian(
     *,
     truncate: float = 4.0,
     output: str | os.PathLike | None = None,
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ):
     """3-D Gaussian filter, float32 out, equal to ``scipy.ndimage.gaussian_filter(image, sigma, mode="reflect")``.
 
@@ -83,11 +79,8 @@ def gaussian(
         Kernel size factor: radius = ``int(truncate * sigma + 0.5)``.
     output : path, optional
         Required for a path input: ``out.zarr[/array]``, ``out.tif`` or a folder of slices.
-    device : {"auto", "cpu", "gpu"}
-    chunks : int or (z, y, x), optional
-        Block size; default 128³ for paths, whole array for in-memory input.
-    scheduler, workers : see :mod:`gpuseg.cluster`.
-    overwrite, progress : bool
+    **options
+        device, chunks, scheduler, workers, overwrite, progress (:class:`gpuseg.engine.RunOptions`).
 
     Returns
     -------
@@ -102,22 +95,15 @@ def gaussian(
     >>> bool(np.allclose(y, ndi.gaussian_filter(x, 1.5), rtol=1e-5, atol=1e-6))
     True
     """
-    sigma = normalize_sigma(sigma)
-    halo = kernel_radius(sigma, truncate)
-    kwargs = {"sigma": sigma, "truncate": float(truncate)}
-    if not isinstance(image, (str, os.PathLike)):
-        return blockwise.apply(gaussian_block, image, halo=halo, chunks=chunks, device=device, dtype=np.float32, **kwargs)
-    if output is None:
-        raise ParameterError("gaussian on a path needs an output path")
-    with staging.zarr_output(output, overwrite, progress) as target, staging.zarr_input(image, output, chunks, progress) as src:
-        blockwise.run(
-            gaussian_block, [src], target, shape=src.shape, dtype=np.float32, halo=halo,
-            chunks=chunks or src.chunks, kwargs=kwargs, identity={"input": os.fspath(image)},
-            attrs=metadata.provenance(source=image, sigma=list(sigma), truncate=truncate, **metadata.inherit(src.attrs.asdict())),
-            device=device, scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress,
-            desc=f"gaussian σ={sigma[0]:g}", bytes_per_voxel=GAUSSIAN_BYTES_PER_VOXEL,
-        )
-    return os.fspath(output)
+    params = {"sigma": normalize_sigma(sigma), "truncate": float(truncate)}
+    return process(GAUSSIAN, params, image, output, attrs={"sigma": list(params["sigma"]), "truncate": truncate},
+                   **options)
+
+
+GAUSSIAN = Operation(
+    "gaussian", gaussian_block, halo=lambda p: kernel_radius(p["sigma"], p["truncate"]),
+    results={"output": Result(np.float32)}, device_bytes_per_voxel=GAUSSIAN_BYTES_PER_VOXEL,
+)
 
 
 # --------------------------------------------------------------------------- derivatives and tensors

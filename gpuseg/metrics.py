@@ -1,7 +1,7 @@
 """Voxel counts, volume fractions, variability across users and deviation from a truth, in one pass.
 
 Everything comes from integer voxel counts summed over chunks
-(:func:`gpuseg.chunked.sum_over_chunks`): per volume, the count of every label; per pair
+(:func:`gpuseg.engine.reduce.sum_over_chunks`): per volume, the count of every label; per pair
 of volumes (every pair of segmentations, and each segmentation with the truth), the joint
 counts of label pairs. One pass reads each chunk of every volume once; the sums are exact
 int64 under any scheduler, including a dask.distributed cluster.
@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from . import backend, blockwise, chunked
+from . import backend
+from .engine import Operation, Result, is_path, reduce, run, staging
+from .engine.identity import input_signature
 from .errors import InputError, ParameterError
-from .io import metadata
+from .io import metadata, zarrio
 
 MAX_DEFAULT_PHASES = 3
 ACTIVE = 1
@@ -82,7 +84,7 @@ def _check_dtype(x: Any, name: str) -> None:
 def _declared_phases(sources: Sequence[Any]) -> int | None:
     found = []
     for s in sources:
-        if chunked.is_path(s) and metadata_phases(s) is not None:
+        if is_path(s) and metadata_phases(s) is not None:
             found.append(metadata_phases(s))
     return max(found) if found else None
 
@@ -99,7 +101,7 @@ def metadata_phases(path: str | os.PathLike) -> int | None:
 
 
 def _name(source: Any, index: int) -> str:
-    return os.fspath(source) if chunked.is_path(source) else f"segmentation {index}"
+    return os.fspath(source) if is_path(source) else f"segmentation {index}"
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -140,7 +142,7 @@ def compare(
         Names in the report (default: the paths).
     chunks : int or (z, y, x), optional
         Read chunk shape (default: the first input's chunks).
-    device, scheduler, workers, progress : see :func:`gpuseg.chunked.sum_over_chunks`.
+    device, scheduler, workers, progress : see :func:`gpuseg.engine.reduce.sum_over_chunks`.
 
     Returns
     -------
@@ -179,7 +181,7 @@ def compare(
         if len(names) != len(segmentations):
             raise ParameterError(f"{len(names)} names given for {len(segmentations)} segmentations")
         labels = list(names)
-    all_names = labels + ([os.fspath(truth) if chunked.is_path(truth) else "truth"] if truth is not None else [])
+    all_names = labels + ([os.fspath(truth) if is_path(truth) else "truth"] if truth is not None else [])
     if two_phase:
         if phases not in (None, 2):
             raise ParameterError(f"phases {phases} contradicts two_phase (active and non-active: 2 phases)")
@@ -189,7 +191,7 @@ def compare(
     if limit < 1 or limit > 254:
         raise ParameterError(f"phases {limit} must be between 1 and 254")
     with contextlib.ExitStack() as stack:
-        arrays = [stack.enter_context(chunked.open_dask(s, chunks, progress=progress)) for s in sources]
+        arrays = [stack.enter_context(reduce.open_dask(s, chunks, progress=progress)) for s in sources]
         for x, name in zip(arrays, all_names):
             _check_dtype(x, name)
             if x.ndim != 3:
@@ -199,7 +201,7 @@ def compare(
                 raise InputError(
                     f"{name}: shape {x.shape} differs from {all_names[0]} {arrays[0].shape}; compare segmentations of the same volume"
                 )
-        vector = chunked.sum_over_chunks(
+        vector = reduce.sum_over_chunks(
             counts_block, arrays, kwargs={"phases": limit, "two_phase": two_phase}, device=device, scheduler=scheduler,
             workers=workers, progress=progress, desc="compare",
         )
@@ -214,7 +216,7 @@ def compare(
     report = summarize(counts[:, : top + 1], {k: v[: top + 1, : top + 1] for k, v in joint.items()}, labels,
                        all_names[-1] if truth is not None else None)
     for seg, source in zip(report["segmentations"], segmentations):
-        seg["path"] = os.fspath(source) if chunked.is_path(source) else None
+        seg["path"] = os.fspath(source) if is_path(source) else None
     return report
 
 
@@ -321,17 +323,19 @@ def write_difference(
     str
         ``output``.
     """
-    from .io import staging
-
+    if os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b)):
+        raise InputError(f"{a}: is given twice; compare two different segmentations")
     with staging.zarr_output(output, overwrite, progress) as target, \
             staging.zarr_input(a, output, chunks, progress) as xa, staging.zarr_input(b, f"{output}-b", chunks, progress) as xb:
         if xa.shape != xb.shape:
             raise InputError(f"{b}: shape {xb.shape} differs from {a} {xa.shape}; compare segmentations of the same volume")
         attrs = metadata.provenance(source=f"{a} - {b}", phase=phase, meaning="+1: only A has the phase; -1: only B",
                                     **metadata.inherit(xa.attrs.asdict()))
-        blockwise.run(
-            difference_block, [xa, xb], target, shape=xa.shape, dtype=np.int8, halo=0, chunks=chunks or xa.chunks,
-            kwargs={"phase": int(phase)}, identity={"a": os.fspath(a), "b": os.fspath(b)}, attrs=attrs, device="cpu",
-            scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress, desc="difference",
-        )
+        run.run(DIFFERENCE.bind({"phase": int(phase)}, np.int8), [xa, xb], {"output": target}, shape=xa.shape,
+                chunks=zarrio.normalize_chunks(chunks or xa.chunks, xa.shape), attrs=attrs,
+                identity=[input_signature(a), input_signature(b)], input_paths=[a, b], device="cpu",
+                scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress)
     return os.fspath(output)
+
+
+DIFFERENCE = Operation("difference", difference_block, results={"output": Result(np.int8)})

@@ -16,13 +16,20 @@ import numpy as np
 PHASE_COLOURS = {0: (0, 0, 0, 0), 1: (0.89, 0.35, 0.13, 0.55), 2: (0.2, 0.45, 0.85, 0.35), 3: (0.3, 0.75, 0.3, 0.35)}
 
 
-def _pyplot():
-    import matplotlib
+def save_figure(fig: Any, path: str | os.PathLike, **options: Any) -> None:
+    """Save ``fig`` through a hidden sibling, replacing ``path`` only once the file is complete."""
+    from .engine import outputs
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with outputs.staged(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format=os.path.splitext(os.fspath(path))[1].lstrip(".") or "png", **options)
 
-    return plt
+
+def subplots(*args: Any, figsize: tuple[float, float] | None = None, dpi: float | None = None, **kwargs: Any) -> Any:
+    """``(figure, axes)`` like ``pyplot.subplots``, without pyplot: no global backend is chosen or changed."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def histogram_figure(
@@ -50,9 +57,8 @@ def histogram_figure(
     str
         ``path``.
     """
-    plt = _pyplot()
     named = dict(thresholds) if isinstance(thresholds, Mapping) else {f"t{i + 1}": t for i, t in enumerate(thresholds)}
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = subplots(figsize=(6.4, 3.6))
     width = float(np.median(np.diff(centers))) if len(centers) > 1 else 1.0
     ax.bar(centers, counts, width=width, color="0.35", linewidth=0)
     if window is not None:
@@ -64,14 +70,13 @@ def histogram_figure(
         ax.legend(frameon=False, fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return os.fspath(path)
 
 
 def central_slices(volume: Any) -> list[np.ndarray]:
     """The central z, y and x slices of a volume (path or array), reading only those."""
-    from .chunked import is_path
+    from .engine import is_path
 
     if is_path(volume):
         from .io.paths import parse
@@ -115,13 +120,12 @@ def orthoslices_figure(
     """
     from .metrics import difference_block
 
-    plt = _pyplot()
     names = list(names or [f"S{i + 1}" for i in range(len(segmentations))])
     segs = [central_slices(s) for s in segmentations]
     base = central_slices(grey) if grey is not None else None
     pairs = list(itertools.combinations(range(len(segs)), 2))
     rows = len(segs) + len(pairs)
-    fig, axes = plt.subplots(rows, 3, figsize=(9, 2.9 * rows), squeeze=False)
+    fig, axes = subplots(rows, 3, figsize=(9, 2.9 * rows), squeeze=False)
     for r, (name, views) in enumerate(zip(names, segs)):
         for c, view in enumerate(views):
             ax = axes[r, c]
@@ -139,8 +143,7 @@ def orthoslices_figure(
     for ax in axes.ravel():
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return os.fspath(path)
 
 
@@ -158,10 +161,9 @@ def variability_figure(reports: Mapping[str, Mapping[str, Any]], path: str | os.
     str
         ``path``.
     """
-    plt = _pyplot()
     key = str(phase)
     methods = list(reports)
-    fig, (ax_f, ax_s, ax_d) = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig, (ax_f, ax_s, ax_d) = subplots(1, 3, figsize=(12, 3.8))
     truth = None
     for m, method in enumerate(methods):
         rep = reports[method]
@@ -181,6 +183,5 @@ def variability_figure(reports: Mapping[str, Mapping[str, Any]], path: str | os.
         ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
         ax.set_title(label, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return os.fspath(path)

@@ -11,10 +11,10 @@ from gpuseg.errors import DeviceError
 @pytest.fixture
 def fresh_status():
     backend.gpu_status.cache_clear()
-    backend._log_fallback.cache_clear()
+    backend.log_fallback.cache_clear()
     yield
     backend.gpu_status.cache_clear()
-    backend._log_fallback.cache_clear()
+    backend.log_fallback.cache_clear()
 
 
 def _fake_cupy_without_driver():

@@ -7,12 +7,14 @@ import pytest
 import scipy.ndimage as ndi
 import tifffile
 from tests.conftest import run_cli
+from tests.killer import ROOT
 from sklearn.ensemble import RandomForestClassifier
 
+from gpuseg import classify, io
 from gpuseg import features as feat
-from gpuseg import forest as fo
-from gpuseg import io
-from gpuseg.segment import annotations, classify, samples
+from gpuseg.classify import model_file, predictor, samples
+from gpuseg.classify import scribbles as scribble_io
+from gpuseg.classify import forest as fo
 
 SPEC = feat.parse_features("gaussian:1.0,gradient:1.0,hessian:1.6")  # halo 6
 SHAPE = (30, 34, 38)
@@ -58,7 +60,7 @@ def reference(data):
 def test_gather_equals_whole_array_features(data, block):
     image, truth, whole = data
     scribbles = _scribbles(truth, [0, 9, 29], fraction=0.05)
-    s = annotations.read(scribbles, SHAPE)
+    s = scribble_io.read(scribbles, SHAPE)
     X = samples.gather(image, s, SPEC, block=block, device="cpu", scheduler="threads", workers=2)
     z, y, x = s.coords().T
     np.testing.assert_allclose(X, whole[:, z, y, x].T, rtol=1e-5, atol=1e-4)
@@ -109,7 +111,7 @@ def test_out_of_core_prediction_writes_labels_probabilities_uncertainty(tmp_path
     clf, forest, X = reference
     image = data[0]
     io.create_array(tmp_path / "v.zarr/raw", SHAPE, np.float32, (10, 10, 10), {"voxel_size_nm": [400.0] * 3})[:] = image
-    model = fo.save(forest.replace(class_names=("a", "b")), tmp_path / "m.npz")
+    model = model_file.save(forest.replace(class_names=("a", "b")), tmp_path / "m.npz")
     out = tmp_path / "out.zarr"
     unc_path = tmp_path / ("u.tif" if prob_dtype == "uint8" else "u.zarr")  # TIFF output, and float16 zarr
     classify.predict(tmp_path / "v.zarr/raw", model, f"{out}/labels", probabilities=f"{out}/p", uncertainty=unc_path,
@@ -146,10 +148,10 @@ def test_train_iterations_report_the_change_on_the_central_crop(tmp_path, data):
     preds = []
     for labels in (first, merged):
         z, y, x = np.nonzero(labels)
-        preds.append(fo.predict(crop, fo.train(whole[:, z, y, x].T, labels[z, y, x], trees=9, random_state=0)))
+        preds.append(predictor.predict(crop, fo.train(whole[:, z, y, x].T, labels[z, y, x], trees=9, random_state=0)))
     assert result.changed == pytest.approx([np.mean(preds[0] != preds[1]) * 100], abs=1e-9)
     assert result.changed[0] > 0
-    assert fo.load(tmp_path / "m.npz").info["changed_percent"] == result.changed
+    assert model_file.load(tmp_path / "m.npz").info["changed_percent"] == result.changed
 
 
 def test_annotations_merge_in_order_and_check_classes():
@@ -157,11 +159,11 @@ def test_annotations_merge_in_order_and_check_classes():
     b = a.copy()
     a[0, 0, :2] = 1
     b[0, 0, 1:3] = 2
-    s = annotations.read([a, b], a.shape)
+    s = scribble_io.read([a, b], a.shape)
     assert s.merged().tolist() == [1, 2, 2]
     assert s.merged(1).tolist() == [1, 1, 0]
     with pytest.raises(Exception, match="only class 1"):
-        annotations.check_classes(s.merged(1), s.names)
+        scribble_io.check_classes(s.merged(1), s.names)
 
 
 # --------------------------------------------------------------------------- CLI and errors
@@ -245,7 +247,7 @@ def test_cli_corrupt_model(files, capsys):
 ])
 def test_cli_model_whose_features_do_not_fit_its_forest(files, capsys, reference, features, words):
     _, forest, _ = reference
-    fo.save(forest.replace(features=features), files / "m.npz")  # a valid file, checksum and all
+    model_file.save(forest.replace(features=features), files / "m.npz")  # a valid file, checksum and all
     code = run_cli("predict", files / "v.zarr/raw", "--model", files / "m.npz", files / "p.zarr", "-q")
     _one_line_error(capsys, code, "m.npz", words)
 
@@ -344,7 +346,7 @@ def test_gpu_prediction_equals_sklearn(reference, data, chunks):
 def test_gpu_out_of_core_prediction_equals_cpu(tmp_path, reference, data):
     _, forest, _ = reference
     io.create_array(tmp_path / "v.zarr/raw", SHAPE, np.float32, (10, 10, 10))[:] = data[0]
-    model = fo.save(forest, tmp_path / "m.npz")
+    model = model_file.save(forest, tmp_path / "m.npz")
     for device in ("cpu", "gpu"):
         classify.predict(tmp_path / "v.zarr/raw", model, tmp_path / f"{device}.zarr/labels",
                          probabilities=tmp_path / f"{device}.zarr/p", chunks=(8, 12, 16), device=device)
@@ -357,7 +359,7 @@ def test_gpu_out_of_core_prediction_equals_cpu(tmp_path, reference, data):
 @pytest.mark.gpu
 def test_gpu_training_gathers_the_same_features(data):
     image, truth, whole = data
-    s = annotations.read(_scribbles(truth, [2, 20]), SHAPE)
+    s = scribble_io.read(_scribbles(truth, [2, 20]), SHAPE)
     X = samples.gather(image, s, SPEC, block=16, device="gpu")
     z, y, x = s.coords().T
     np.testing.assert_allclose(X, whole[:, z, y, x].T, rtol=1e-4, atol=1e-3)
@@ -370,21 +372,20 @@ def test_killed_prediction_resumes_to_the_same_bytes(tmp_path, reference, data):
 
     _, forest, _ = reference
     io.create_array(tmp_path / "v.zarr/raw", (20, 24, 24), np.float32, (10, 12, 12))[:] = data[0][:20, :24, :24]
-    model = fo.save(forest, tmp_path / "m.npz")
+    model = model_file.save(forest, tmp_path / "m.npz")
     # one work block per chunk (8 blocks), so that the crash comes half-way
-    code = ("import sys; from gpuseg.segment import classify; classify.MAX_BLOCK_BYTES = 1; "
-            "from gpuseg.cli import main; sys.exit(main(sys.argv[1:]))")
-    argv = [sys.executable, "-c", code, "predict", str(tmp_path / "v.zarr/raw"), "--model", str(model),
-            "--device", "cpu", "--scheduler", "synchronous", "-q"]
+    argv = ["predict", str(tmp_path / "v.zarr/raw"), "--model", str(model), "--device", "cpu", "--scheduler",
+            "synchronous", "-q"]
 
     def run(out, crash=None):
-        env = {**os.environ, **({"GPUSEG_CRASH_AFTER": str(crash)} if crash else {})}
-        return subprocess.run([*argv, f"{out}/labels", "--probabilities", f"{out}/p", "--uncertainty", f"{out}/u"],
-                              env=env, capture_output=True).returncode
+        killer = [sys.executable, "-m", "tests.killer", "block:written", str(crash or 10**9), "--one-block-per-chunk"]
+        return subprocess.run([*killer, *argv, f"{out}/labels", "--probabilities", f"{out}/p", "--uncertainty",
+                               f"{out}/u"], capture_output=True, cwd=ROOT).returncode
 
     assert run(tmp_path / "a.zarr", crash=5) == 137
     assert not (tmp_path / "a.zarr/labels").exists()
     assert len(list((tmp_path / "a.zarr").glob(".labels.partial.zarr/.gpuseg-done/*"))) == 4  # resumes from here
+    assert len(list((tmp_path / "a.zarr").glob(".p.partial.zarr/.gpuseg-done/*"))) == 4
     assert run(tmp_path / "a.zarr") == 0
     assert run(tmp_path / "b.zarr") == 0
     for name in ("labels", "p", "u"):

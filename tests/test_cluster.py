@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from gpuseg import blockwise, cluster, io
+from gpuseg import io
+from gpuseg.engine import Operation, Result, cluster, plan, process
 from gpuseg.errors import ParameterError
 
 
@@ -24,12 +25,11 @@ def test_killed_worker_still_gives_complete_output(tmp_path):
     src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (8, 8, 8))
     src[:] = vol
     flag = tmp_path / "killed-once"
-    out = blockwise.run(
-        smooth_or_die, [src], tmp_path / "v.zarr/out", shape=vol.shape, dtype=np.float32, halo=1,
-        chunks=8, block_shape=(8, 8, 8), kwargs={"flag": str(flag)}, scheduler="local", workers=2,
-    )
+    op = Operation("smooth or die", smooth_or_die, halo=1, results={"output": Result(np.float32)})
+    out = process(op, {"flag": str(flag)}, tmp_path / "v.zarr/raw", tmp_path / "v.zarr/out", chunks=8,
+                  block_shape=(8, 8, 8), scheduler="local", workers=2, device="cpu")
     assert flag.exists()  # a worker really died
-    np.testing.assert_array_equal(out[:], ndi.uniform_filter(vol, 3))
+    np.testing.assert_array_equal(io.open_array(out)[:], ndi.uniform_filter(vol, 3))
 
 
 def test_scheduler_names():
@@ -75,7 +75,44 @@ def test_local_cuda_starts_dask_cudas_cluster(tmp_path, monkeypatch):
     vol = np.random.default_rng(2).random((24, 24, 24), dtype=np.float32)
     src = io.create_array(tmp_path / "v.zarr/raw", vol.shape, vol.dtype, (8, 8, 8))
     src[:] = vol
-    out = blockwise.run(_smooth, [src], tmp_path / "v.zarr/out", shape=vol.shape, dtype=np.float32, halo=1,
-                        chunks=8, block_shape=(8, 8, 8), scheduler="local-cuda", workers=1)
-    assert made == [(1, 2 * cluster.GPU_BLOCKS_IN_FLIGHT)]
-    np.testing.assert_array_equal(out[:], ndi.uniform_filter(vol, 3))
+    op = Operation("smooth", _smooth, halo=1, results={"output": Result(np.float32)})
+    out = process(op, {}, tmp_path / "v.zarr/raw", tmp_path / "v.zarr/out", chunks=8, block_shape=(8, 8, 8),
+                  scheduler="local-cuda", workers=1, device="cpu")
+    assert made == [(1, 2 * plan.IN_FLIGHT)]
+    np.testing.assert_array_equal(io.open_array(out)[:], ndi.uniform_filter(vol, 3))
+
+
+class _Workers:
+    """A stand-in distributed client: what ``client.run`` would collect from each worker."""
+
+    def __init__(self, reports):
+        self.reports = reports
+
+    def run(self, func):
+        return {f"tcp://w{i}": r for i, r in enumerate(self.reports)}
+
+    def nthreads(self):
+        return {f"tcp://w{i}": 6 for i in range(len(self.reports))}
+
+
+def _report(ok=True, free=8 * 2**30, host="node1", gpu="0000:01:00.0", why=""):
+    return {"ok": ok, "why": why, "free": free, "host": host, "gpu": gpu}
+
+
+def test_placement_is_decided_where_the_work_runs():
+    from gpuseg.errors import DeviceError
+
+    # a login node without a GPU driving GPU workers: the workers' GPUs count, not the client's
+    session = cluster.Session("tcp://sched:8786", None, _Workers([_report(), _report(gpu="0000:02:00.0")]))
+    place = session.placement("gpu")
+    assert (place.device, place.free_device_memory, place.sharing) == ("gpu", 8 * 2**30, 1)
+    assert session.placement("auto").device == "gpu"
+    # four worker processes on one GPU share its memory
+    shared = cluster.Session("tcp://sched:8786", None, _Workers([_report(free=2**30 * (i + 2)) for i in range(4)]))
+    assert shared.placement("auto").sharing == 4 and shared.placement("auto").free_device_memory == 2 * 2**30
+    # a worker without a GPU: auto falls back to the CPU everywhere, gpu is one clear error
+    broken = cluster.Session("tcp://sched:8786", None, _Workers([_report(), _report(ok=False, why="no CUDA device")]))
+    assert broken.placement("auto").device == "cpu"
+    with pytest.raises(DeviceError, match="no CUDA device"):
+        broken.placement("gpu")
+    assert broken.placement("cpu").device == "cpu"

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from gpuseg import blockwise, features, io
+import dataclasses
+
+from gpuseg import features, io
+from gpuseg.engine import process
 from gpuseg.errors import InputError, ParameterError
 from gpuseg.features import FeatureSpec, compute, compute_block, from_selection_matrix, parse_features
 
@@ -273,8 +276,8 @@ def test_halo_is_exact_not_just_enough():
             spec = parse_features(text, mode=mode)
             whole = compute(VOLUME, spec, device="cpu")
             short = tuple(h - 1 for h in spec.halo)
-            chunked = blockwise.apply(compute_block, VOLUME, halo=short, chunks=8, device="cpu", dtype=np.float32,
-                                      channels=(spec.channels,), spec=spec)
+            short_op = dataclasses.replace(features.FEATURES, halo=short)
+            chunked = process(short_op, {"spec": spec}, VOLUME, chunks=8, device="cpu")
             assert not np.array_equal(chunked, whole), (text, mode)
 
 

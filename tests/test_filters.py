@@ -4,7 +4,7 @@ import pytest
 import scipy.ndimage as ndi
 import tifffile
 
-from gpuseg import filters, io
+from gpuseg import filters, io, volumes
 from gpuseg.errors import ParameterError
 
 
@@ -26,18 +26,18 @@ CHUNKS = [(3, 4, 5), (1, 30, 2), (8, 8, 8), (16, 7, 33), (37, 30, 33), (64, 64, 
 @pytest.fixture
 def blocks_are_chunks(monkeypatch):
     """Make the engine work chunk by chunk, so small chunks really mean small blocks; count them."""
-    from gpuseg import blockwise
+    from gpuseg.engine import plan, run
 
-    monkeypatch.setattr(blockwise, "DEFAULT_BLOCK_VOXELS", 1)
+    monkeypatch.setattr(plan, "HOST_BLOCK_BYTES", 1)
     seen = []
-    original = blockwise.iter_blocks
+    original = run.iter_blocks
 
     def counting(*args):
         blocks = list(original(*args))
         seen.extend(blocks)
         return iter(blocks)
 
-    monkeypatch.setattr(blockwise, "iter_blocks", counting)
+    monkeypatch.setattr(run, "iter_blocks", counting)
     return seen
 
 
@@ -77,7 +77,7 @@ def test_tiff_in_tiff_out(tmp_path, vol):
 
 def test_voxel_size_travels_to_the_output(tmp_path, vol):
     np.save(tmp_path / "v.npy", vol)
-    io.ingest(tmp_path / "v.npy", tmp_path / "v.zarr/raw", voxel_size=[300, 397, 397])
+    volumes.ingest(tmp_path / "v.npy", tmp_path / "v.zarr/raw", voxel_size=[300, 397, 397])
     filters.gaussian(tmp_path / "v.zarr/raw", 1.0, output=tmp_path / "v.zarr/s")
     attrs = io.open_array(tmp_path / "v.zarr/s").attrs
     assert attrs["voxel_size_nm"] == [300.0, 397.0, 397.0] and attrs["sigma"] == [1.0] * 3

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from gpuseg import forest as fo
-from gpuseg import forest_file, forest_gpu
+from gpuseg.classify import forest as fo
+from gpuseg.classify import gpu, model_file, predictor
 from gpuseg.errors import InputError, ParameterError
 
 
@@ -46,8 +46,8 @@ def _at_thresholds(clf, X, shift):
 def test_cpu_predictor_equals_sklearn(fitted):
     clf, forest, _ = fitted
     X, _ = _data(n=5000, seed=1)
-    np.testing.assert_allclose(fo.predict_proba(X, forest), clf.predict_proba(X), rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(fo.predict(X, forest), clf.predict(X))
+    np.testing.assert_allclose(predictor.predict_proba(X, forest), clf.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(predictor.predict(X, forest), clf.predict(X))
 
 
 @pytest.mark.parametrize("shift", [0, 1, -1])
@@ -55,8 +55,8 @@ def test_thresholds_compare_like_sklearn_at_the_split_values(fitted, shift):
     clf, forest, X = fitted
     edge = _at_thresholds(clf, X, shift)
     expected = clf.predict_proba(edge)
-    np.testing.assert_allclose(fo.predict_proba(edge, forest), expected, atol=1e-12)
-    np.testing.assert_allclose(forest_gpu.predict_proba_reference(edge, forest), expected, atol=1e-6)
+    np.testing.assert_allclose(predictor.predict_proba(edge, forest), expected, atol=1e-12)
+    np.testing.assert_allclose(gpu.predict_proba_reference(edge, forest), expected, atol=1e-6)
 
 
 def test_nearest_rounded_thresholds_would_differ(fitted):
@@ -65,7 +65,7 @@ def test_nearest_rounded_thresholds_would_differ(fitted):
     edge = _at_thresholds(clf, X, 0)
     raw = np.concatenate([e.tree_.threshold for e in clf.estimators_])
     nearest = forest.replace(threshold=raw.astype(np.float32))
-    assert not np.allclose(fo.predict_proba(edge, nearest), clf.predict_proba(edge), atol=1e-12)
+    assert not np.allclose(predictor.predict_proba(edge, nearest), clf.predict_proba(edge), atol=1e-12)
     assert np.all(forest.threshold.astype(np.float64) <= np.where(forest.feature >= 0, raw, np.inf))
 
 
@@ -80,14 +80,14 @@ def test_float32_floor_is_largest_float32_not_above():
 def test_kernel_reference_equals_sklearn(fitted):
     clf, forest, _ = fitted
     X, _ = _data(n=4000, seed=3)
-    proba = forest_gpu.predict_proba_reference(X, forest)
+    proba = gpu.predict_proba_reference(X, forest)
     assert proba.dtype == np.float32
     np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-6)
 
 
 def test_packing_is_breadth_first_and_complete(fitted):
     _, forest, _ = fitted
-    packed = forest_gpu.pack(forest)
+    packed = gpu.pack(forest)
     assert packed.nodes.shape == (forest.n_nodes, 4)
     leaves = packed.nodes[:, 0] < 0
     assert leaves.sum() == len(packed.leaf_values) == (forest.feature < 0).sum()
@@ -107,7 +107,7 @@ def test_train_is_reproducible_and_checks_classes():
     with pytest.raises(ParameterError, match="two classes"):
         fo.train(X, np.ones(len(X), np.uint8), trees=3)
     with pytest.raises(ParameterError, match="features of shape"):
-        fo.predict_proba(X[:, :3], a)
+        predictor.predict_proba(X[:, :3], a)
 
 
 # --------------------------------------------------------------------------- model file
@@ -118,13 +118,13 @@ def model(tmp_path, fitted):
     _, forest, _ = fitted
     forest = forest.replace(class_names=("active", "cbd", "pore"), features={"items": [["gaussian_smoothing", 1.0]], "mode": "plain", "twod": False})
     path = tmp_path / "m.npz"
-    fo.save(forest, path)
+    model_file.save(forest, path)
     return path, forest
 
 
 def test_model_roundtrip(model, fitted):
     path, forest = model
-    loaded = fo.load(path)
+    loaded = model_file.load(path)
     for name in fo.ARRAYS:
         np.testing.assert_array_equal(getattr(loaded, name), getattr(forest, name))
         assert getattr(loaded, name).dtype == fo.ARRAYS[name]
@@ -132,7 +132,7 @@ def test_model_roundtrip(model, fitted):
     assert loaded.features == forest.features
     assert set(loaded.info["versions"]) == {"gpuseg", "scikit-learn", "numpy"}
     clf, _, X = fitted
-    np.testing.assert_allclose(fo.predict_proba(X, loaded), clf.predict_proba(X), atol=1e-12)
+    np.testing.assert_allclose(predictor.predict_proba(X, loaded), clf.predict_proba(X), atol=1e-12)
 
 
 def test_same_forest_same_bytes(model, tmp_path):
@@ -141,7 +141,7 @@ def test_same_forest_same_bytes(model, tmp_path):
 
     path, forest = model
     time.sleep(2.1)  # zip timestamps have 2 s resolution
-    fo.save(forest, tmp_path / "again.npz")
+    model_file.save(forest, tmp_path / "again.npz")
     assert (tmp_path / "again.npz").read_bytes() == path.read_bytes()
 
 
@@ -151,7 +151,7 @@ def test_truncated_model_is_refused(model, keep):
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(InputError, match="m.npz"):
-        fo.load(path)
+        model_file.load(path)
 
 
 @pytest.mark.parametrize("where", [0.1, 0.3, 0.5, 0.7, 0.95])
@@ -161,7 +161,7 @@ def test_flipped_byte_is_refused(model, where):
     data[int(len(data) * where)] ^= 0x5A
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match="m.npz"):
-        fo.load(path)
+        model_file.load(path)
 
 
 def _rewrite(path, **changes):
@@ -175,7 +175,7 @@ def test_tampered_arrays_with_intact_zip_fail_the_checksum(model):
     path, forest = model
     _rewrite(path, threshold=forest.threshold + np.float32(0.5))
     with pytest.raises(InputError, match="checksum"):
-        fo.load(path)
+        model_file.load(path)
 
 
 def test_crafted_forest_with_valid_checksum_is_refused(model):
@@ -186,10 +186,10 @@ def test_crafted_forest_with_valid_checksum_is_refused(model):
     bad = forest.replace(left=left)
     with np.load(path, allow_pickle=False) as npz:
         header = json.loads(npz["header"].tobytes())
-    header["sha256"] = forest_file._digest(header, bad.arrays())
+    header["sha256"] = model_file._digest(header, bad.arrays())
     _rewrite(path, left=left, header=np.frombuffer(json.dumps(header).encode(), np.uint8))
     with pytest.raises(InputError, match="child index"):
-        fo.load(path)
+        model_file.load(path)
 
 
 def test_pickled_object_array_is_refused(model, monkeypatch):
@@ -205,7 +205,7 @@ def test_pickled_object_array_is_refused(model, monkeypatch):
     with zipfile.ZipFile(path) as z:  # the file really holds a pickle
         assert b"evil" in z.read("classes.npy")
     with pytest.raises(InputError, match="pickled objects"):
-        fo.load(path)
+        model_file.load(path)
     assert calls == []
 
 
@@ -214,15 +214,15 @@ def test_garbage_model_is_refused(tmp_path, content):
     path = tmp_path / "junk.npz"
     path.write_bytes(content)
     with pytest.raises(InputError, match="junk.npz"):
-        fo.load(path)
+        model_file.load(path)
 
 
 def test_missing_model_and_foreign_npz(tmp_path):
     with pytest.raises(InputError, match="no such model"):
-        fo.load(tmp_path / "none.npz")
+        model_file.load(tmp_path / "none.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(InputError, match="not a gpuseg model"):
-        fo.load(tmp_path / "other.npz")
+        model_file.load(tmp_path / "other.npz")
 
 
 # --------------------------------------------------------------------------- GPU
@@ -235,7 +235,7 @@ def test_gpu_predictor_equals_sklearn(fitted):
     clf, forest, _ = fitted
     X, _ = _data(n=20000, seed=5)
     expected = clf.predict_proba(X)
-    proba = forest_gpu.predict_proba(cupy.asarray(X), forest).get()
+    proba = gpu.predict_proba(cupy.asarray(X), forest).get()
     np.testing.assert_allclose(proba, expected, atol=1e-6)
     labels = forest.classes[proba.argmax(axis=1)]
     top2 = np.sort(expected, axis=1)[:, -2:]
@@ -251,10 +251,10 @@ def test_gpu_predictor_reads_channel_major_views_and_writes_strided(fitted):
     X, _ = _data(n=7777, seed=6)
     channel_major = cupy.asarray(np.ascontiguousarray(X.T))  # (C, N), as feature blocks come
     out = cupy.zeros((forest.n_classes, len(X)), cupy.float32)
-    forest_gpu.predict_proba(channel_major.T, forest, out=out.T)
+    gpu.predict_proba(channel_major.T, forest, out=out.T)
     np.testing.assert_allclose(out.get().T, clf.predict_proba(X), atol=1e-6)
     edge = _at_thresholds(clf, X, 0)
-    np.testing.assert_allclose(forest_gpu.predict_proba(cupy.asarray(edge), forest).get(), clf.predict_proba(edge), atol=1e-6)
+    np.testing.assert_allclose(gpu.predict_proba(cupy.asarray(edge), forest).get(), clf.predict_proba(edge), atol=1e-6)
 
 
 @pytest.mark.gpu
@@ -262,6 +262,6 @@ def test_predict_dispatches_cupy_to_the_gpu(fitted):
     import cupy
 
     clf, forest, X = fitted
-    labels = fo.predict(cupy.asarray(X), forest)
+    labels = predictor.predict(cupy.asarray(X), forest)
     assert isinstance(labels, cupy.ndarray)
     assert np.mean(labels.get() == clf.predict(X)) > 0.999

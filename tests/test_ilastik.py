@@ -10,12 +10,13 @@ import pytest
 import scipy.ndimage as ndi
 from tests.conftest import run_cli
 
+from gpuseg import classify, io
 from gpuseg import features as feat
-from gpuseg import forest as fo
-from gpuseg import io
+from gpuseg.classify import model_file
+from gpuseg.classify import scribbles as scribble_io
+from gpuseg.classify import forest as fo
 from gpuseg.errors import InputError
 from gpuseg.io import ilastik
-from gpuseg.segment import annotations, classify
 
 SHAPE = (20, 24, 28)
 IDS = [b"GaussianSmoothing", b"LaplacianOfGaussian", b"GaussianGradientMagnitude",
@@ -80,7 +81,7 @@ def test_label_blocks_rebuild_the_painted_volume(tmp_path, bytes_slice):
         assert len(region) == 3 and data.dtype == np.uint8
         rebuilt[region] = data
     np.testing.assert_array_equal(rebuilt, dense)
-    s = annotations.read(path, SHAPE)
+    s = scribble_io.read(path, SHAPE)
     np.testing.assert_array_equal(s.index, np.flatnonzero(dense))
     np.testing.assert_array_equal(s.merged(), dense.ravel()[np.flatnonzero(dense)])
 
@@ -117,7 +118,7 @@ def test_training_from_a_project_equals_training_from_its_labels(tmp_path):
                    "--trees", "5", "--device", "cpu", "-q") == 0
     assert run_cli("train", tmp_path / "v.zarr/raw", "--labels", tmp_path / "dense.npy", "--model", tmp_path / "b.npz",
                    "--features", "gaussian:1.0,gradient:1.0,hessian:1.6", "--trees", "5", "--device", "cpu", "-q") == 0
-    a, b = fo.load(tmp_path / "a.npz"), fo.load(tmp_path / "b.npz")
+    a, b = model_file.load(tmp_path / "a.npz"), model_file.load(tmp_path / "b.npz")
     assert a.class_names == ("active", "pore") and b.class_names == ("1", "2")
     assert a.features == b.features
     for name in fo.ARRAYS:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from gpuseg import io
+from gpuseg import io, volumes
 from gpuseg.errors import InputError, OutputError, ParameterError
 from gpuseg.io import tiff
 
@@ -25,7 +25,7 @@ def write_folder(folder: Path, vol: np.ndarray, name=lambda z: f"s{z}.tif") -> P
 def test_ingest_folder_in_natural_order(tmp_path, volume):
     # s2.tif must come before s10.tif: plain string order would scramble the stack
     src = write_folder(tmp_path / "slices", volume)
-    arr = io.ingest(src, tmp_path / "v.zarr/raw", voxel_size=397, chunks=(4, 8, 8))
+    arr = volumes.ingest(src, tmp_path / "v.zarr/raw", voxel_size=397, chunks=(4, 8, 8))
     np.testing.assert_array_equal(arr[:], volume)
     assert arr.chunks == (4, 8, 8)
     assert arr.attrs["voxel_size_nm"] == [397.0] * 3
@@ -49,7 +49,7 @@ def test_ingest_every_format(tmp_path, volume, kind):
         src = tmp_path / "in.zarr/raw"
         arr = io.create_array(src, volume.shape, volume.dtype, (5, 5, 5), {"voxel_size_nm": [1.0, 2.0, 3.0]})
         arr[:] = volume
-    arr = io.ingest(src, tmp_path / "out.zarr", chunks=6)
+    arr = volumes.ingest(src, tmp_path / "out.zarr", chunks=6)
     np.testing.assert_array_equal(arr[:], volume)
     if kind == "zarr":  # voxel size travels from input to output
         assert arr.attrs["voxel_size_nm"] == [1.0, 2.0, 3.0]
@@ -59,7 +59,7 @@ def test_ingest_every_format(tmp_path, volume, kind):
 def test_export_roundtrip(tmp_path, volume, target):
     arr = io.create_array(tmp_path / "v.zarr/raw", volume.shape, volume.dtype, (4, 17, 19), {"voxel_size_nm": [5.0] * 3})
     arr[:] = volume
-    io.export(tmp_path / "v.zarr/raw", tmp_path / target)
+    volumes.export(tmp_path / "v.zarr/raw", tmp_path / target)
     out = tmp_path / target
     back = tifffile.imread(out) if target.endswith(".tif") else np.stack([tifffile.imread(f) for f in tiff.list_slices(out)])
     np.testing.assert_array_equal(back, volume)
@@ -68,9 +68,9 @@ def test_export_roundtrip(tmp_path, volume, target):
 def test_export_switches_to_bigtiff_over_the_limit(tmp_path, volume, monkeypatch):
     np.save(tmp_path / "v.npy", volume)
     monkeypatch.setattr(tiff, "BIGTIFF_LIMIT", volume.nbytes - 1)
-    io.export(tmp_path / "v.npy", tmp_path / "big.tif")
+    volumes.export(tmp_path / "v.npy", tmp_path / "big.tif")
     monkeypatch.setattr(tiff, "BIGTIFF_LIMIT", volume.nbytes + 1)
-    io.export(tmp_path / "v.npy", tmp_path / "small.tif")
+    volumes.export(tmp_path / "v.npy", tmp_path / "small.tif")
     with tifffile.TiffFile(tmp_path / "big.tif") as big, tifffile.TiffFile(tmp_path / "small.tif") as small:
         assert big.is_bigtiff and not small.is_bigtiff
         np.testing.assert_array_equal(big.asarray(), volume)
@@ -78,18 +78,18 @@ def test_export_switches_to_bigtiff_over_the_limit(tmp_path, volume, monkeypatch
 
 def test_crop_central_and_at_start(tmp_path, volume):
     np.save(tmp_path / "v.npy", volume)
-    arr = io.crop(tmp_path / "v.npy", tmp_path / "c.zarr", size=5, chunks=2)
+    arr = volumes.crop(tmp_path / "v.npy", tmp_path / "c.zarr", size=5, chunks=2)
     np.testing.assert_array_equal(arr[:], volume[4:9, 6:11, 7:12])
-    arr = io.crop(tmp_path / "v.npy", tmp_path / "d.zarr", size=(3, 4, 5), start=(1, 2, 3))
+    arr = volumes.crop(tmp_path / "v.npy", tmp_path / "d.zarr", size=(3, 4, 5), start=(1, 2, 3))
     np.testing.assert_array_equal(arr[:], volume[1:4, 2:6, 3:8])
     with pytest.raises(ParameterError):
-        io.crop(tmp_path / "v.npy", tmp_path / "e.zarr", size=(3, 4, 5), start=(12, 0, 0))
+        volumes.crop(tmp_path / "v.npy", tmp_path / "e.zarr", size=(3, 4, 5), start=(12, 0, 0))
 
 
 def test_missing_input(tmp_path):
     for path in ("nope.tif", "nope.zarr/raw", "nope_folder", "nope.npy", "nope.h5/data"):
         with pytest.raises(InputError, match="no such"):
-            io.ingest(tmp_path / path, tmp_path / "o.zarr")
+            volumes.ingest(tmp_path / path, tmp_path / "o.zarr")
 
 
 def test_truncated_tiff_is_reported(tmp_path, volume):
@@ -98,50 +98,50 @@ def test_truncated_tiff_is_reported(tmp_path, volume):
     data = src.read_bytes()
     src.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="stack.tif"):
-        io.ingest(src, tmp_path / "o.zarr")
+        volumes.ingest(src, tmp_path / "o.zarr")
     assert not (tmp_path / "o.zarr").exists()
     src.write_bytes(b"II*\x00garbage")
     with pytest.raises(InputError, match="not a readable TIFF"):
-        io.ingest(src, tmp_path / "o.zarr")
+        volumes.ingest(src, tmp_path / "o.zarr")
 
 
 def test_folder_with_mismatched_slices(tmp_path, volume):
     folder = write_folder(tmp_path / "slices", volume)
     tifffile.imwrite(folder / "s5.tif", volume[5, :-1])
     with pytest.raises(InputError, match="s5.tif.*share shape and dtype"):
-        io.ingest(folder, tmp_path / "o.zarr")
+        volumes.ingest(folder, tmp_path / "o.zarr")
     tifffile.imwrite(folder / "s5.tif", volume[5].astype(np.float32))
     with pytest.raises(InputError, match="s5.tif"):
-        io.ingest(folder, tmp_path / "o.zarr")
+        volumes.ingest(folder, tmp_path / "o.zarr")
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.bool_, np.int64])
 def test_unsupported_dtype(tmp_path, dtype):
     np.save(tmp_path / "v.npy", np.zeros((3, 3, 3), dtype))
     with pytest.raises(InputError, match="not supported"):
-        io.ingest(tmp_path / "v.npy", tmp_path / "o.zarr")
+        volumes.ingest(tmp_path / "v.npy", tmp_path / "o.zarr")
 
 
 def test_existing_output_is_kept_without_overwrite(tmp_path, volume):
     np.save(tmp_path / "v.npy", volume)
-    io.ingest(tmp_path / "v.npy", tmp_path / "o.zarr/raw")
+    volumes.ingest(tmp_path / "v.npy", tmp_path / "o.zarr/raw")
     np.save(tmp_path / "w.npy", volume + 1)
     with pytest.raises(OutputError, match="--overwrite"):
-        io.ingest(tmp_path / "w.npy", tmp_path / "o.zarr/raw")
+        volumes.ingest(tmp_path / "w.npy", tmp_path / "o.zarr/raw")
     np.testing.assert_array_equal(io.open_array(tmp_path / "o.zarr/raw")[:], volume)
-    io.ingest(tmp_path / "w.npy", tmp_path / "o.zarr/raw", overwrite=True)
+    volumes.ingest(tmp_path / "w.npy", tmp_path / "o.zarr/raw", overwrite=True)
     np.testing.assert_array_equal(io.open_array(tmp_path / "o.zarr/raw")[:], volume + 1)
     assert sorted(p.name for p in (tmp_path / "o.zarr").iterdir()) == ["raw", "zarr.json"]  # no leftovers
 
 
 def test_failed_overwrite_keeps_the_old_output(tmp_path, volume):
     np.save(tmp_path / "v.npy", volume)
-    io.ingest(tmp_path / "v.npy", tmp_path / "o.zarr")
+    volumes.ingest(tmp_path / "v.npy", tmp_path / "o.zarr")
     src = tmp_path / "bad.tif"
     tifffile.imwrite(src, volume)
     src.write_bytes(src.read_bytes()[: volume.nbytes // 2])
     with pytest.raises(InputError):
-        io.ingest(src, tmp_path / "o.zarr", overwrite=True)
+        volumes.ingest(src, tmp_path / "o.zarr", overwrite=True)
     np.testing.assert_array_equal(io.open_array(tmp_path / "o.zarr")[:], volume)
 
 
@@ -150,7 +150,7 @@ def test_unwritable_output(tmp_path, volume):
     (tmp_path / "afile").write_text("x")
     for target in ("afile/o.zarr", "afile/o.tif"):
         with pytest.raises(OutputError, match="cannot write"):
-            io.export(tmp_path / "v.npy", tmp_path / target)
+            volumes.export(tmp_path / "v.npy", tmp_path / target)
 
 
 def test_zarr_group_path_names_its_arrays(tmp_path, volume):

@@ -11,6 +11,7 @@ import pytest
 import tifffile
 import zarr
 from tests.conftest import run_cli
+from tests.killer import ROOT
 
 from gpuseg import phantom
 from gpuseg.errors import InputError, OutputError, ParameterError
@@ -214,7 +215,8 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path):
     out = tmp_path / "ph.zarr"
     cmd = [sys.executable, "-m", "gpuseg", "phantom", str(out), "--preset", "nmc-2", "--shape", "24", "24", "24",
            "--seed", "9", "--chunks", "8", "--scheduler", "synchronous", "-q"]
-    killed = subprocess.run(cmd, env={**os.environ, "GPUSEG_CRASH_AFTER": "1"}, capture_output=True, check=False)
+    killer = [sys.executable, "-m", "tests.killer", "block:marked", "1"]
+    killed = subprocess.run([*killer, *cmd[3:]], capture_output=True, check=False, cwd=ROOT)
     assert killed.returncode == 137 and not out.exists()
     assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
     raw, truth = phantom.make("nmc-2", (24, 24, 24), seed=9)

@@ -6,7 +6,7 @@
   :func:`peak_rss_of_command` does the same for a command.
 * :func:`task_phases` sums, per phase, the time of the tasks of dask reductions run under a
   local scheduler (threads or synchronous): chunk reads, and the rest. Together with
-  :func:`gpuseg.timing.collect` (the block engine's own phase clock) it splits a stage's
+  :func:`gpuseg.engine.timing.collect` (the block engine's own phase clock) it splits a stage's
   time into I/O, transfer and compute where the tasks allow it, and says how much of the
   time could not be split.
 * :func:`machine` describes this machine.
@@ -35,8 +35,8 @@ COMPUTE_TASK_PREFIXES = ("_sum-", "finalize-", "asarray-")
 COMPUTE_TASK_PARTS = ("-aggregate",)
 # gpuseg's reduction kernel: moves a chunk to the device, reduces it, copies the counts back.
 CHUNK_CALL = "_chunk_call"
-# The block engine's task: its phases are timed by gpuseg.timing, not here.
-BLOCK_TASK = "_write_block"
+# The block engine's task: its phases are timed by gpuseg.engine.timing, not here.
+BLOCK_TASK = "_block_task"
 
 def machine() -> dict[str, Any]:
     """This machine: CPU model, cores, memory, GPU if one is usable, and a one-line summary.
@@ -181,7 +181,7 @@ def classify_task(key: Any, on_gpu: bool) -> str:
     the CPU, and sums and aggregations. Everything else is ``unsplit``: a chunk read fused
     into a reduction (dask does so for min/max), a task that reads inside (training
     features), or on the GPU the reduction kernel, whose host↔device copies are not timed
-    apart. ``blocks`` is the block engine's task, whose phases :mod:`gpuseg.timing` times.
+    apart. ``blocks`` is the block engine's task, whose phases :mod:`gpuseg.engine.timing` times.
 
     Examples
     --------
@@ -189,7 +189,7 @@ def classify_task(key: Any, on_gpu: bool) -> str:
     'read'
     >>> classify_task("_chunk_call-123", on_gpu=False), classify_task("_chunk_call-123", on_gpu=True)
     ('compute', 'unsplit')
-    >>> classify_task(("chunk_min-abc", 0, 0, 0), on_gpu=False), classify_task("_write_block-1", on_gpu=False)
+    >>> classify_task(("chunk_min-abc", 0, 0, 0), on_gpu=False), classify_task("_block_task-1", on_gpu=False)
     ('unsplit', 'blocks')
     """
     name = _task_name(key)

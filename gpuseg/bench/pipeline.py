@@ -8,7 +8,7 @@ Then, per device, the stages run the gpuseg API out of core, zarr to zarr:
 ========== ================================================================= ===========================
 stage      what                                                              needs
 ========== ================================================================= ===========================
-ingest     TIFF slices → chunked zarr (:func:`gpuseg.io.ingest`; host only)   setup
+ingest     TIFF slices → chunked zarr (:func:`gpuseg.volumes.ingest`; host only)   setup
 filter     Gaussian filter, float32 (:func:`gpuseg.filters.gaussian`)         ingest
 otsu       histogram + Otsu threshold of the filtered volume, labels written  filter
 watershed  seeded watershed of the filtered volume, window around Otsu's      filter, otsu
@@ -18,7 +18,7 @@ compare    the three segmentations against the truth, two-phase               ot
 ========== ================================================================= ===========================
 
 Every stage returns its wall time (imports and device start-up excluded), the phase sums
-of its blocks (:func:`gpuseg.timing.collect`) and dask tasks (:func:`.measure.task_phases`),
+of its blocks (:func:`gpuseg.engine.timing.collect`) and dask tasks (:func:`.measure.task_phases`),
 the peak of cupy's memory pool on the GPU, and what it found (``extra``).
 """
 
@@ -110,14 +110,14 @@ def write_scribbles(truth_path: str | Path, out_path: str | Path, fraction: floa
 
 def setup(folder: str, size: int, params: Mapping[str, Any]) -> dict[str, Any]:
     """Phantom (raw + truth), its raw as TIFF slices, and the scribbles."""
-    from .. import io, phantom
+    from .. import phantom, volumes
 
     p = paths(folder)
     t0 = time.perf_counter()
     group = phantom.generate(p["phantom"], params["preset"], (size,) * 3, seed=params.get("seed", 0),
                              chunks=params["chunks"], device=params.get("setup_device", "cpu"),
                              scheduler="threads", workers=params.get("workers"))
-    io.export(p["source"], p["slices"])
+    volumes.export(p["source"], p["slices"])
     labelled = write_scribbles(p["truth"], p["scribbles"])
     return {"seconds": time.perf_counter() - t0, "raw_dtype": str(group["raw"].dtype),
             "fractions": group.attrs["phantom"]["fractions"], "scribbled_voxels": labelled}
@@ -144,7 +144,7 @@ def _gpu_pool_bytes(device: str) -> int:
 
 
 def _measured(device: str, work: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
-    from .. import timing
+    from ..engine import timing
     from . import measure
 
     _start(device)
@@ -173,12 +173,12 @@ def _compute(params: Mapping[str, Any], device: str) -> dict[str, Any]:
 
 def run_ingest(folder: str, device: str, params: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]:
     """TIFF slices → ``ingested.zarr/raw`` (host only; all I/O)."""
-    from .. import io
+    from .. import volumes
 
     p = paths(folder, device)
 
     def work():
-        io.ingest(p["slices"], p["raw"], chunks=params["chunks"])
+        volumes.ingest(p["slices"], p["raw"], chunks=params["chunks"])
 
     out = _measured("cpu", work)
     out["phase_seconds"] = None  # not block work: the whole stage is reading and writing
@@ -243,7 +243,7 @@ def run_watershed(folder: str, device: str, params: Mapping[str, Any], found: Ma
 
 def run_rf_train(folder: str, device: str, params: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]:
     """Forest trained on the scribbles (features around them only) → ``model.npz``; ``extra``: samples."""
-    from ..segment import classify
+    from .. import classify
 
     p = paths(folder, device)
     Path(p["model"]).parent.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def run_rf_train(folder: str, device: str, params: Mapping[str, Any], found: Map
 
 def run_rf_predict(folder: str, device: str, params: Mapping[str, Any], found: Mapping[str, Any]) -> dict[str, Any]:
     """Every voxel of the ingested raw through the forest → ``rf.zarr/labels``."""
-    from ..segment import classify
+    from .. import classify
 
     p = paths(folder, device)
 

@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..plots import save_figure, subplots
+
 DEVICE_MARKERS = {"cpu": "o", "gpu": "s"}
 
 
@@ -89,7 +91,9 @@ def results_table(result: dict[str, Any]) -> str:
 
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> str:
     """Write ``result`` as indented JSON; return the path."""
-    with open(path, "w") as f:
+    from ..engine import outputs
+
+    with outputs.staged(path, overwrite=True) as tmp, open(tmp, "w") as f:
         json.dump(result, f, indent=1, allow_nan=False)
         f.write("\n")
     return os.fspath(path)
@@ -103,15 +107,12 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> str:
     str
         The PNG's path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ok = [r for r in result["results"] if "error" not in r]
     stages = list(dict.fromkeys(r["stage"] for r in ok))
-    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(stages)}
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    import matplotlib
+
+    colours = {s: matplotlib.colormaps["tab10"](i % 10) for i, s in enumerate(stages)}
+    fig, ax = subplots(figsize=(8, 5), dpi=100)
     for stage in stages:
         for device in dict.fromkeys(r["device"] for r in ok if r["stage"] == stage):
             pts = sorted((r["voxels"], r["voxels_per_s"]) for r in ok if r["stage"] == stage and r["device"] == device)
@@ -133,6 +134,5 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> str:
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
     return os.fspath(path)

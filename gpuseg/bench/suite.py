@@ -8,7 +8,6 @@ into the next measurement. The records are JSON-ready dicts (see :func:`run`).
 from __future__ import annotations
 
 import datetime
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..engine import outputs
 from . import measure, pipeline, references
 from .report import fmt_bytes, fmt_rate
 
@@ -195,9 +195,9 @@ def run(
     finally:
         if not keep:
             for folder in made:
-                shutil.rmtree(folder, ignore_errors=True)
+                outputs.remove(folder)
             if made_root:
-                shutil.rmtree(root, ignore_errors=True)
+                outputs.remove(root)
     result["workdir"] = str(root) if keep else None
     return result
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .. import classify
 from ..errors import ParameterError
-from ..segment import classify
 from . import options
 
 

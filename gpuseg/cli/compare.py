@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .. import metrics
+from ..engine import outputs
 from ..errors import OutputError, ParameterError
 from . import options
 
@@ -107,11 +108,8 @@ def _variability(args: argparse.Namespace) -> int:
 
 def _write(path: str, dump) -> None:
     """Write via a hidden sibling, then move into place: a failure leaves no half file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.partial")
-    with open(tmp, "w", newline="") as f:
+    with outputs.staged(path, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
         dump(f)
-    tmp.replace(target)
 
 
 def rows(report: dict):

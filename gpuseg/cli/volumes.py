@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import io
+from .. import volumes
 from ..io.summary import summary
 from . import options
 
@@ -47,21 +47,21 @@ def _voxel(values):
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    arr = io.ingest(args.input, args.output, voxel_size=_voxel(args.voxel_size), chunks=options.chunks_of(args),
+    arr = volumes.ingest(args.input, args.output, voxel_size=_voxel(args.voxel_size), chunks=options.chunks_of(args),
                     overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.output}: {arr.shape} {arr.dtype}, chunks {arr.chunks}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    io.export(args.input, args.output, overwrite=args.overwrite, progress=not args.quiet)
+    volumes.export(args.input, args.output, overwrite=args.overwrite, progress=not args.quiet)
     print(args.output)
     return 0
 
 
 def _crop(args: argparse.Namespace) -> int:
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
-    arr = io.crop(args.input, args.output, size=size, start=args.start, chunks=options.chunks_of(args),
+    arr = volumes.crop(args.input, args.output, size=size, start=args.start, chunks=options.chunks_of(args),
                   overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.output}: {arr.shape} {arr.dtype}")
     return 0

@@ -68,3 +68,14 @@ def parse(path: str | os.PathLike) -> Location:
     if lower.endswith(TIFF_SUFFIXES):
         return Location("tiff", text)
     return Location("tiff-folder", text.rstrip("/") or text)
+
+
+def node(path: str | os.PathLike[str]) -> Path:
+    """The file or folder on disk that ``path`` names (a zarr array inside a store: its folder; HDF5: the file)."""
+    loc = parse(path)
+    if loc.kind == "zarr":
+        return Path(loc.container) / loc.inner if loc.inner else Path(loc.container)
+    if loc.kind == "hdf5":
+        return Path(loc.container)
+    text = os.fspath(path)
+    return Path(text.rstrip("/") or text)

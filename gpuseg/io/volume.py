@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from . import tiff, zarrio
 from .paths import Location, parse
 
@@ -112,45 +110,3 @@ def iter_slabs(
         stop = arr.shape[0] if stop is None else stop
         for z0 in range(start, stop, depth):
             yield z0, np.asarray(arr[z0 : min(z0 + depth, stop)])
-
-
-def _sibling(path: Path, tag: str) -> Path:
-    """A hidden name beside ``path`` that parses as the same kind (keeps .zarr/.tif endings)."""
-    suffix = "".join(path.suffixes[-1:])
-    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}{suffix}")
-
-
-@contextlib.contextmanager
-def staged_output(path: str | os.PathLike, overwrite: bool) -> Iterator[str]:
-    """Write to a hidden sibling of ``path``, and move it into place only when all is written.
-
-    An existing output is replaced only after the new one is complete, so an error or a
-    kill half-way leaves whatever was there before untouched.
-    """
-    loc = parse(path)
-    target = Path(loc.container) / loc.inner if (loc.kind == "zarr" and loc.inner) else Path(os.fspath(path))
-    if loc.kind == "zarr" and zarrio.exists(path) and not overwrite:
-        raise OutputError(f"{path}: already exists; pass --overwrite to replace it, or choose another output")
-    zarrio.check_writable(target, overwrite)
-    stage = _sibling(target, "partial")
-    staged = str(stage)
-    if loc.kind == "zarr" and loc.inner:
-        staged = str(Path(loc.container) / stage.relative_to(loc.container))
-    try:
-        yield staged
-    except BaseException:
-        _remove(stage)
-        raise
-    old = _sibling(target, "old") if target.exists() else None
-    if old is not None:
-        target.rename(old)
-    stage.rename(target)
-    if old is not None:
-        _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()

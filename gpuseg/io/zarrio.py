@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,19 +107,15 @@ def create_array(
     try:
         if loc.inner:
             root = zarr.open_group(store=loc.container, mode="a")
-            if overwrite and node_path.exists():
-                shutil.rmtree(node_path)
             return root.create_array(
                 name=loc.inner, shape=tuple(shape), dtype=dtype, chunks=tuple(chunks),
                 compressors=compressor_for(dtype), fill_value=fill_value,
                 attributes=dict(attrs or {}), overwrite=overwrite,
             )
-        if overwrite and node_path.exists():
-            shutil.rmtree(node_path)
         return zarr.create_array(
             store=loc.container, shape=tuple(shape), dtype=dtype, chunks=tuple(chunks),
             compressors=compressor_for(dtype), fill_value=fill_value,
-            attributes=dict(attrs or {}),
+            attributes=dict(attrs or {}), overwrite=overwrite,
         )
     except OSError as exc:
         raise OutputError(f"{path}: cannot be written ({exc}); choose an output path you can write to") from exc

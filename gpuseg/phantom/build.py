@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend, blockwise, cluster
+from .. import backend
+from ..engine import Operation, Result, cluster, outputs, run, staging
+from ..engine.blocks import iter_blocks
+from ..engine.identity import fingerprint, input_signature
 from ..errors import InputError, OutputError, ParameterError
-from ..io import metadata, staging, zarrio
+from ..io import metadata, zarrio
 from . import ct, microstructure, presets
 from .region import Region
 
@@ -179,7 +182,7 @@ def generate(
 
     Parameters are those of :func:`make`, with ``labels`` a path (any supported format),
     and ``chunks``, ``device``, ``scheduler``, ``workers``, ``overwrite``, ``progress``
-    as in :func:`gpuseg.blockwise.run`. Memory is bounded by the block; a killed run resumes.
+    as in :func:`gpuseg.engine.run.run`. Memory is bounded by the block; a killed run resumes.
 
     Returns
     -------
@@ -196,7 +199,8 @@ def generate(
         raise OutputError(f"{output}: a phantom is a zarr group; name the output like phantom.zarr")
     params = presets.resolve(preset, snr, **overrides)
     model = ct.forward_params(params)
-    identity = {"params": params, "seed": int(seed), "labels": os.fspath(labels) if labels else None,
+    identity = {"params": params, "seed": int(seed),
+                "labels": input_signature(labels) if labels else None,
                 "label_map": {str(k): int(v) for k, v in (label_map or {}).items()}, "chunks": chunks}
     if labels is not None:  # fail before writing anything
         from ..io import info as volume_info
@@ -205,97 +209,63 @@ def generate(
         if len(header.shape) != 3:
             raise InputError(f"{labels}: a label volume must be 3-D (z y x); it has shape {header.shape}")
         _check_labels(header.dtype, os.fspath(labels))
-    group = _open_group(output, identity, overwrite)
-    final, output = output, _partial(output)
-    state = dict(group.attrs.get("gpuseg_phantom_run", {}))
-    attrs = {metadata.VOXEL_SIZE_KEY: [params["voxel_size_nm"]] * 3, **metadata.provenance(preset=params["preset"], seed=int(seed))}
-    compute = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
-    if labels is None:
-        shape = _shape(shape if shape is not None else ())
-        geom = microstructure.geometry(params)
-        chunk_shape = zarrio.normalize_chunks(chunks, shape)
-        if "levels" not in state:
-            regions = [Region(shape)[b.core] for b in blockwise.iter_blocks(shape, chunk_shape, 0)]
-            tasks = [dask.delayed(_histogram_group)(g, geom, seed, device) for g in _grouped(regions, workers)]
-            hist = sum(cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress, desc="phantom: calibrate"))
-            state["levels"] = microstructure.thresholds(hist, params["am_fraction"], params["cbd_fraction"])
-            group.attrs["gpuseg_phantom_run"] = state
-        level = state["levels"]
-        extra = {"geometry": geom}
-        if not zarrio.exists(f"{output}/truth"):
-            blockwise.run(microstructure.label_block, [Region(shape)], f"{output}/truth", shape=shape, dtype=np.uint8,
-                          halo=0, chunks=chunk_shape, attrs=attrs, identity=identity, overwrite=True, desc="phantom: labels",
-                          kwargs={"geom": geom, "seed": int(seed), "t_am": level["t_am"], "t_cbd": level["t_cbd"]}, **compute)
-        counts = level["counts"]
-    else:
-        extra = {"label_map": identity["label_map"], "source": os.fspath(labels)}
-        with staging.zarr_input(labels, output, chunks, progress) as src:
-            shape = _shape(src.shape)
-            voxel = metadata.voxel_size(src.attrs.asdict())
-            if voxel is not None and "voxel_size_nm" not in overrides:
-                params["voxel_size_nm"] = voxel[0]
-                attrs[metadata.VOXEL_SIZE_KEY] = voxel
-            chunk_shape = zarrio.normalize_chunks(chunks or src.chunks, shape)
-            if not zarrio.exists(f"{output}/truth"):
-                blockwise.run(ct.map_labels_block, [src], f"{output}/truth", shape=shape, dtype=np.uint8, halo=0,
-                              chunks=chunk_shape, attrs=attrs, identity=identity,
-                              kwargs={"pairs": _pairs(label_map)}, overwrite=True, desc="phantom: labels", **compute)
-        if "counts" not in state:
-            truth = zarrio.open_array(f"{output}/truth")
-            slices = [b.core for b in blockwise.iter_blocks(shape, chunk_shape, 0)]
-            tasks = [dask.delayed(_count_group)(truth, g) for g in _grouped(slices, workers)]
-            state["counts"] = [int(c) for c in sum(cluster.compute(tasks, scheduler=scheduler, workers=workers))[1:]]
-            group.attrs["gpuseg_phantom_run"] = state
-        counts = state["counts"]
-    truth = zarrio.open_array(f"{output}/truth")
-    if not zarrio.exists(f"{output}/raw"):
-        blockwise.run(ct.ct_block, [truth, Region(shape)], f"{output}/raw", shape=shape, dtype=params["dtype"],
-                      halo=model["halo"], chunks=chunk_shape, attrs={**attrs, "zero_grey": model["zero_grey"]},
-                      identity=identity, overwrite=True, desc="phantom: CT",
-                      kwargs={"model": model, "seed": int(seed), "shape": list(shape)}, **compute)
-    group = zarr.open_group(output, mode="r+")
-    group.attrs.update({ATTRS_KEY: _record(params, model, seed, shape, counts, extra),
-                        metadata.VOXEL_SIZE_KEY: attrs[metadata.VOXEL_SIZE_KEY], **metadata.provenance()})
-    group.attrs["gpuseg_phantom_run"] = {**state, "fingerprint": blockwise.fingerprint(**identity)}
-    _finish(output, final)
+    final = output
+    with outputs.GroupOutput(final, fingerprint=fingerprint(**identity), overwrite=overwrite) as out:
+        output = out.partial
+        state = out.state
+        attrs = {metadata.VOXEL_SIZE_KEY: [params["voxel_size_nm"]] * 3,
+                 **metadata.provenance(preset=params["preset"], seed=int(seed))}
+        compute = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
+
+        def write(op: Operation, op_params: Mapping[str, Any], inputs: list, name: str, dtype: Any, extra_attrs=None):
+            run.run(op.bind(op_params, dtype), inputs, {"output": f"{output}/{name}"}, shape=shape, chunks=chunk_shape,
+                    attrs={**attrs, **(extra_attrs or {})}, identity=identity, **compute)
+
+        if labels is None:
+            shape = _shape(shape if shape is not None else ())
+            geom = microstructure.geometry(params)
+            chunk_shape = zarrio.normalize_chunks(chunks, shape)
+            if "levels" not in state:
+                regions = [Region(shape)[b.core] for b in iter_blocks(shape, chunk_shape, 0)]
+                tasks = [dask.delayed(_histogram_group)(g, geom, seed, device) for g in _grouped(regions, workers)]
+                hist = sum(cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress,
+                                           desc="phantom: calibrate"))
+                state["levels"] = microstructure.thresholds(hist, params["am_fraction"], params["cbd_fraction"])
+                out.save_state(state)
+            level = state["levels"]
+            extra = {"geometry": geom}
+            write(LABELS, {"geom": geom, "seed": int(seed), "t_am": level["t_am"], "t_cbd": level["t_cbd"]},
+                  [Region(shape)], "truth", np.int64)
+            counts = level["counts"]
+        else:
+            extra = {"label_map": identity["label_map"], "source": os.fspath(labels)}
+            with staging.zarr_input(labels, final, chunks, progress) as src:
+                shape = _shape(src.shape)
+                voxel = metadata.voxel_size(src.attrs.asdict())
+                if voxel is not None and "voxel_size_nm" not in overrides:
+                    params["voxel_size_nm"] = voxel[0]
+                    attrs[metadata.VOXEL_SIZE_KEY] = voxel
+                chunk_shape = zarrio.normalize_chunks(chunks or src.chunks, shape)
+                write(MAP_LABELS, {"pairs": _pairs(label_map)}, [src], "truth", src.dtype)
+            if "counts" not in state:
+                truth = zarrio.open_array(f"{output}/truth")
+                slices = [b.core for b in iter_blocks(shape, chunk_shape, 0)]
+                tasks = [dask.delayed(_count_group)(truth, g) for g in _grouped(slices, workers)]
+                state["counts"] = [int(c) for c in sum(cluster.compute(tasks, scheduler=scheduler, workers=workers))[1:]]
+                out.save_state(state)
+            counts = state["counts"]
+        truth = zarrio.open_array(f"{output}/truth")
+        write(CT, {"model": model, "seed": int(seed), "shape": list(shape)}, [truth, Region(shape)], "raw",
+              params["dtype"], {"zero_grey": model["zero_grey"]})
+        group = zarr.open_group(output, mode="r+")
+        group.attrs.update(outputs.as_attrs({ATTRS_KEY: _record(params, model, seed, shape, counts, extra),
+                                             metadata.VOXEL_SIZE_KEY: attrs[metadata.VOXEL_SIZE_KEY],
+                                             **metadata.provenance()}))
+        out.commit()
     return zarr.open_group(final, mode="r")
 
 
-def _partial(output: str) -> str:
-    head, name = os.path.split(output)
-    return os.path.join(head, f".{name}.partial.zarr")
-
-
-def _open_group(output: str, identity: Mapping[str, Any], overwrite: bool):
-    """The group to work in: a hidden sibling of ``output``, resumed if it holds the same phantom."""
-    import shutil
-
-    import zarr
-
-    if os.path.exists(output) and not overwrite:
-        raise OutputError(f"{output}: already exists; pass --overwrite to replace it, or choose another output")
-    fp = blockwise.fingerprint(**identity)
-    work = _partial(output)
-    if zarrio.exists(work):
-        run = dict(zarr.open_group(work, mode="r").attrs.get("gpuseg_phantom_run", {}))
-        if run.get("fingerprint") == fp:
-            return zarr.open_group(work, mode="r+")
-    if os.path.exists(work):
-        shutil.rmtree(work)
-    zarrio.check_writable(work, overwrite=True)
-    group = zarr.open_group(work, mode="w")
-    group.attrs["gpuseg_phantom_run"] = {"fingerprint": fp}
-    return group
-
-
-def _finish(work: str, output: str) -> None:
-    """Move the complete phantom into place; an old one is replaced only now."""
-    import shutil
-
-    if os.path.exists(output):
-        stale = _partial(output).replace(".partial.zarr", ".old.zarr")
-        os.rename(output, stale)
-        os.rename(work, output)
-        shutil.rmtree(stale)
-    else:
-        os.rename(work, output)
+LABELS = Operation("phantom: labels", microstructure.label_block, results={"output": Result(np.uint8)})
+MAP_LABELS = Operation("phantom: labels", ct.map_labels_block, results={"output": Result(np.uint8)})
+CT = Operation("phantom: CT", ct.ct_block, halo=lambda p: p["model"]["halo"],
+               results={"output": Result(lambda p, _: p["model"]["dtype"])})

@@ -2,7 +2,7 @@
 
 Phantom operations compute from global voxel positions, never from the chunking, so
 they need the position of the block they are given. :class:`Region` is passed to
-:func:`gpuseg.blockwise.run` like an array: slicing it with the block's (halo'd)
+:func:`gpuseg.engine.run.run` like an array: slicing it with the block's (halo'd)
 region returns that region's bounds ``[z0, y0, x0, z1, y1, x1]``.
 
 Examples

@@ -25,14 +25,14 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from .. import backend, blockwise, chunked
-from ..errors import ParameterError
-from ..io import metadata, staging
+from .. import backend
+from ..engine import Operation, RunOptions, process
+from ..errors import InputError, ParameterError
 
 
 def structure(connectivity: int) -> np.ndarray:
@@ -66,12 +66,7 @@ def remove_speckles(
     fill: int = 2,
     connectivity: int = 1,
     output: str | os.PathLike | None = None,
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ) -> Any:
     """Relabel connected ``phase`` components of fewer than ``min_size`` voxels as ``fill``.
 
@@ -92,7 +87,8 @@ def remove_speckles(
         Neighbourhood, as in scikit-image: 1 = faces (default), 3 = faces, edges and corners.
     output : path, optional
         Required for a path input.
-    device, chunks, scheduler, workers, overwrite, progress : as :func:`gpuseg.filters.gaussian`.
+    **options
+        device, chunks, scheduler, workers, overwrite, progress (:class:`gpuseg.engine.RunOptions`).
 
     Returns
     -------
@@ -103,23 +99,16 @@ def remove_speckles(
     if min_size < 1:
         raise ParameterError(f"min_size {min_size} must be at least 1")
     structure(connectivity)
-    kwargs = {"min_size": min_size, "phase": int(phase), "fill": int(fill), "connectivity": int(connectivity)}
-    halo = min_size - 1
-    if not chunked.is_path(segmentation):
-        return blockwise.apply(remove_speckles_block, segmentation, halo=halo, chunks=chunks, device=device, **kwargs)
-    if output is None:
-        raise ParameterError("removing speckles from a path needs an output path")
-    with staging.zarr_output(output, overwrite, progress) as target, staging.zarr_input(segmentation, output, chunks, progress) as src:
-        if np.dtype(src.dtype).kind not in "ui":
-            from ..errors import InputError
+    params = {"min_size": min_size, "phase": int(phase), "fill": int(fill), "connectivity": int(connectivity)}
+    return process(SPECKLE, params, segmentation, output, check=lambda seg: _check_labels(seg, segmentation),
+                   attrs=lambda src: {**src.attrs.asdict(), "speckle_min_size": min_size}, **options)
 
-            raise InputError(f"{segmentation}: dtype {src.dtype} is not a segmentation; labels must be integers")
-        attrs = {**src.attrs.asdict(), **metadata.provenance(source=segmentation, speckle_min_size=min_size)}
-        attrs.pop(blockwise.RUN_KEY, None)
-        blockwise.run(
-            remove_speckles_block, [src], target, shape=src.shape, dtype=src.dtype, halo=halo,
-            chunks=chunks or src.chunks, kwargs=kwargs, identity={"input": os.fspath(segmentation)}, attrs=attrs,
-            device=device, scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress,
-            desc=f"speckles < {min_size}",
-        )
-    return os.fspath(output)
+
+def _check_labels(array: Any, name: Any) -> None:
+    if np.dtype(array.dtype).kind not in "ui":
+        where = name if isinstance(name, (str, os.PathLike)) else "segmentation"
+        raise InputError(f"{where}: dtype {array.dtype} is not a segmentation; labels must be integers")
+
+
+SPECKLE = Operation("speckles", remove_speckles_block, halo=lambda p: p["min_size"] - 1,
+                    device_bytes_per_voxel=16, host_bytes_per_voxel=16)

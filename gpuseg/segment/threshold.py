@@ -1,6 +1,6 @@
 """Global thresholds: manual (S1/S2/S3), Otsu and multi-Otsu from a one-pass chunked histogram.
 
-The histogram is a dask reduction over chunks (:func:`gpuseg.chunked.sum_over_chunks`):
+The histogram is a dask reduction over chunks (:func:`gpuseg.engine.reduce.sum_over_chunks`):
 exact int64 counts, equal to ``skimage.exposure.histogram(image, nbins)`` of the whole
 array, so :func:`threshold_otsu` and :func:`threshold_multiotsu` return exactly what
 scikit-image returns on the whole array.
@@ -31,10 +31,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from .. import backend, blockwise, chunked
+from .. import backend
+from ..engine import Operation, Result, RunOptions, is_path, outputs, process, reduce
 from ..errors import InputError, ParameterError
-from ..io import metadata, staging
 
 STUDY_OFFSET = 10  # the study's S1/S3: 10 grey values below/above the user's threshold S2
 PHASE_NAMES = {2: {1: "active", 2: "non-active"}, 3: {1: "active", 2: "CBD", 3: "pore"}}
@@ -96,7 +97,7 @@ def histogram(
         Bins for float volumes; ignored for integer volumes.
     chunks : int or (z, y, x), optional
         Read chunk shape (default: the stored chunks, or 128³).
-    device, scheduler, workers, progress : see :func:`gpuseg.chunked.sum_over_chunks`.
+    device, scheduler, workers, progress : see :func:`gpuseg.engine.reduce.sum_over_chunks`.
 
     Returns
     -------
@@ -117,8 +118,8 @@ def histogram(
     ([2, 0, 1], [3, 4, 5])
     """
     compute = dict(device=device, scheduler=scheduler, workers=workers, progress=progress)
-    name = os.fspath(image) if chunked.is_path(image) else "the volume"
-    with chunked.open_dask(image, chunks, progress=progress) as x:
+    name = os.fspath(image) if is_path(image) else "the volume"
+    with reduce.open_dask(image, chunks, progress=progress) as x:
         if x.size == 0:
             raise InputError(f"{name}: the volume is empty; a histogram needs at least one voxel")
         dtype = np.dtype(x.dtype)
@@ -126,21 +127,21 @@ def histogram(
             if dtype.itemsize <= 2:
                 lo, nb = int(np.iinfo(dtype).min), 1 << (8 * dtype.itemsize)
             else:
-                vmin, vmax = chunked.compute_scalars([x.min(), x.max()], scheduler=scheduler, workers=workers)
+                vmin, vmax = reduce.compute_scalars([x.min(), x.max()], scheduler=scheduler, workers=workers)
                 lo, nb = int(vmin), int(vmax) - int(vmin) + 1
-            counts = chunked.sum_over_chunks(_int_counts, [x], kwargs={"offset": lo, "nbins": nb}, desc="histogram", **compute)
+            counts = reduce.sum_over_chunks(_int_counts, [x], kwargs={"offset": lo, "nbins": nb}, desc="histogram", **compute)
             present = np.flatnonzero(counts)
             start, stop = present[0], present[-1] + 1
             return counts[start:stop], np.arange(lo + start, lo + stop)
         if dtype.kind != "f":
             raise InputError(f"{name}: dtype {dtype} has no grey-value histogram; use an integer or float volume")
-        vmin, vmax = chunked.compute_scalars([x.min(), x.max()], scheduler=scheduler, workers=workers)
+        vmin, vmax = reduce.compute_scalars([x.min(), x.max()], scheduler=scheduler, workers=workers)
         if not (np.isfinite(vmin) and np.isfinite(vmax)):
             raise InputError(f"{name}: holds NaN or infinite values; replace them before thresholding")
         first, last = dtype.type(vmin), dtype.type(vmax)
         if first == last:  # as numpy: widen an empty range to avoid dividing by zero
             first, last = first - dtype.type(0.5), last + dtype.type(0.5)
-        counts = chunked.sum_over_chunks(
+        counts = reduce.sum_over_chunks(
             _float_counts, [x], kwargs={"first": first, "last": last, "nbins": int(nbins)}, desc="histogram", **compute
         )
         edges = _float_edges(dtype, first, last, int(nbins))
@@ -237,7 +238,7 @@ def threshold_multiotsu(image: Any = None, classes: int = 3, nbins: int = 256, *
 
 
 def _name(image: Any) -> str:
-    return os.fspath(image) if chunked.is_path(image) else "the volume"
+    return os.fspath(image) if is_path(image) else "the volume"
 
 
 def study_thresholds(value: float, offset: float = STUDY_OFFSET) -> dict[str, float]:
@@ -263,6 +264,10 @@ def threshold_block(block: Any, *, thresholds: Sequence[float]) -> Any:
     return (len(thresholds) + 1 - above).astype(xp.uint8)
 
 
+THRESHOLD = Operation("threshold", threshold_block, results={"output": Result(np.uint8)},
+                      device_bytes_per_voxel=12, host_bytes_per_voxel=8)
+
+
 def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
     values = [float(t) for t in np.atleast_1d(thresholds)]
     if not 1 <= len(values) <= 2:
@@ -280,12 +285,7 @@ def apply_thresholds(
     *,
     output: str | os.PathLike | None = None,
     method: str = "manual",
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ) -> Any:
     """Segment a volume by one threshold (two phases) or two (three phases); uint8 labels out.
 
@@ -297,7 +297,8 @@ def apply_thresholds(
         Required for a path input; ``out.zarr[/array]``, ``out.tif`` or a folder.
     method : str
         Recorded in the output's attributes.
-    device, chunks, scheduler, workers, overwrite, progress : as :func:`gpuseg.filters.gaussian`.
+    **options
+        device, chunks, scheduler, workers, overwrite, progress (:class:`gpuseg.engine.RunOptions`).
 
     Returns
     -------
@@ -313,23 +314,12 @@ def apply_thresholds(
     [[[3, 2, 1]]]
     """
     values = _check_thresholds(thresholds if np.ndim(thresholds) else [thresholds])
-    kwargs = {"thresholds": values}
-    if not chunked.is_path(image):
-        return blockwise.apply(threshold_block, image, halo=0, chunks=chunks, device=device, dtype=np.uint8, **kwargs)
-    if output is None:
-        raise ParameterError("thresholding a path needs an output path")
     phases = len(values) + 1
-    with staging.zarr_output(output, overwrite, progress) as target, staging.zarr_input(image, output, chunks, progress) as src:
-        attrs = metadata.provenance(
-            source=image, method=method, thresholds=values, phases=phases,
-            phase_names=PHASE_NAMES[phases], **metadata.inherit(src.attrs.asdict()),
-        )
-        blockwise.run(
-            threshold_block, [src], target, shape=src.shape, dtype=np.uint8, halo=0, chunks=chunks or src.chunks,
-            kwargs=kwargs, identity={"input": os.fspath(image)}, attrs=attrs, device=device,
-            scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress, desc=f"{method} threshold",
-        )
-    return os.fspath(output)
+    if is_path(image) and output is None:
+        raise ParameterError("thresholding a path needs an output path")
+    return process(THRESHOLD, {"thresholds": values}, image, output,
+                   attrs={"method": method, "thresholds": values, "phases": phases, "phase_names": PHASE_NAMES[phases]},
+                   **options)
 
 
 def otsu(
@@ -339,12 +329,7 @@ def otsu(
     nbins: int = 256,
     hist: tuple | None = None,
     output: str | os.PathLike | None = None,
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ) -> tuple[Any, list[float]]:
     """Otsu (``classes=2``) or multi-Otsu (``classes=3``) segmentation of a whole volume.
 
@@ -356,7 +341,7 @@ def otsu(
         Histogram bins for float volumes.
     hist : (counts, centers), optional
         The volume's histogram, if already computed.
-    output, device, chunks, scheduler, workers, overwrite, progress : as :func:`apply_thresholds`.
+    output, **options : as :func:`apply_thresholds`.
 
     Returns
     -------
@@ -373,37 +358,22 @@ def otsu(
     """
     if classes not in (2, 3):
         raise ParameterError(f"--classes {classes}: use 2 (active / non-active) or 3 (active / CBD / pore)")
-    if chunked.is_path(image):
-        check_output(output, overwrite)  # before reading the whole volume for its histogram
-    compute = dict(chunks=chunks, device=_histogram_device(device), scheduler=scheduler, workers=workers, progress=progress)
+    if is_path(image):
+        check_output(output, bool(options.get("overwrite")))  # before reading the whole volume for its histogram
     if hist is None:
-        hist = histogram(image, nbins, **compute)
+        compute = {k: v for k, v in options.items() if k != "overwrite"}
+        hist = histogram(image, nbins, **compute)  # type: ignore[arg-type]
     if classes == 2:
         values = [threshold_otsu(image, hist=hist)]
     else:
         values = [float(t) for t in threshold_multiotsu(image, classes, hist=hist)]
     method = "otsu" if classes == 2 else "multi-otsu"
-    labels = apply_thresholds(
-        image, values, output=output, method=method, device=device, chunks=chunks, scheduler=scheduler,
-        workers=workers, overwrite=overwrite, progress=progress,
-    )
+    labels = apply_thresholds(image, values, output=output, method=method, **options)
     return labels, values
-
-
-def _histogram_device(device: str) -> str:
-    return backend.resolve(device).name
 
 
 def check_output(output: str | os.PathLike | None, overwrite: bool) -> None:
     """Raise before any work if ``output`` is missing, exists (without ``overwrite``) or is unwritable."""
-    from ..errors import OutputError
-    from ..io import zarrio
-    from ..io.paths import parse
-
     if output is None:
         raise ParameterError("segmenting a path needs an output path")
-    if parse(output).kind == "zarr":
-        if zarrio.exists(output) and not overwrite:
-            raise OutputError(f"{output}: already exists; pass --overwrite to replace it, or choose another output")
-    else:
-        zarrio.check_writable(output, overwrite)
+    outputs.check_new(output, overwrite)

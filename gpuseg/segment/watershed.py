@@ -24,10 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from .. import backend, blockwise, chunked
+from .. import backend
+from ..engine import Operation, Result, RunOptions, process
+from ..engine.blocks import normalize_halo
 from ..errors import ParameterError
-from ..io import metadata, staging
 from .threshold import PHASE_NAMES
 
 DEFAULT_HALO = 16
@@ -64,15 +66,22 @@ def seeds(image: Any, low: float, high: float) -> Any:
     return markers
 
 
-def watershed_block(block: Any, *, low: float, high: float) -> Any:
-    """Seeded watershed of one (halo'd) block: uint8 labels 1 = active, 2 = non-active."""
+def landscape(block: Any, *, low: float, high: float, **_: Any) -> tuple[Any, Any]:
+    """The device part of a block's watershed: its gradient magnitude and seeds."""
+    return gradient_magnitude(block), seeds(block, low, high)
+
+
+def flood(landscape: tuple[Any, Any], **_: Any) -> np.ndarray:
+    """The host part: scikit-image's watershed of ``(gradient, markers)`` (cuCIM has none): uint8 labels."""
     from skimage.segmentation import watershed as sk_watershed
 
-    be = backend.for_array(block)
-    gradient = backend.to_host(gradient_magnitude(block))
-    markers = backend.to_host(seeds(block, low, high))
-    labels = sk_watershed(gradient, markers)
-    return be.asarray(labels.astype(np.uint8, copy=False))
+    gradient, markers = (backend.to_host(a) for a in landscape)
+    return sk_watershed(gradient, markers).astype(np.uint8, copy=False)
+
+
+def watershed_block(block: Any, *, low: float, high: float) -> Any:
+    """Seeded watershed of one (halo'd) block: uint8 labels 1 = active, 2 = non-active."""
+    return backend.for_array(block).asarray(flood(landscape(block, low=low, high=high)))
 
 
 def check_window(low: float, high: float) -> tuple[float, float]:
@@ -92,12 +101,7 @@ def watershed(
     *,
     halo: int | Sequence[int] = DEFAULT_HALO,
     output: str | os.PathLike | None = None,
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ) -> Any:
     """Two-phase seeded watershed: seeds from ``low``/``high``, the window flooded over the gradient.
 
@@ -111,7 +115,8 @@ def watershed(
         Context voxels per block side (≥ 1, the Sobel radius); see :data:`DEFAULT_HALO`.
     output : path, optional
         Required for a path input.
-    device, chunks, scheduler, workers, overwrite, progress : as :func:`gpuseg.filters.gaussian`.
+    **options
+        device, chunks, scheduler, workers, overwrite, progress (:class:`gpuseg.engine.RunOptions`).
 
     Returns
     -------
@@ -126,25 +131,21 @@ def watershed(
     [[[2, 2, 2, 2, 1, 1]]]
     """
     low, high = check_window(low, high)
-    halo = blockwise.normalize_halo(halo)
+    halo = normalize_halo(halo)
     if min(halo) < 1:
         raise ParameterError(f"halo {halo} must be at least 1 (the gradient's radius)")
-    kwargs = {"low": low, "high": high}
-    if not chunked.is_path(image):
-        return blockwise.apply(watershed_block, image, halo=halo, chunks=chunks, device=device, dtype=np.uint8, **kwargs)
-    if output is None:
-        raise ParameterError("watershed on a path needs an output path")
-    with staging.zarr_output(output, overwrite, progress) as target, staging.zarr_input(image, output, chunks, progress) as src:
-        attrs = metadata.provenance(
-            source=image, method="watershed", window=[low, high], halo=list(halo), phases=2,
-            phase_names=PHASE_NAMES[2], **metadata.inherit(src.attrs.asdict()),
-        )
-        blockwise.run(
-            watershed_block, [src], target, shape=src.shape, dtype=np.uint8, halo=halo, chunks=chunks or src.chunks,
-            kwargs=kwargs, identity={"input": os.fspath(image)}, attrs=attrs, device=device, max_block_voxels=BLOCK_VOXELS,
-            scheduler=scheduler, workers=workers, overwrite=overwrite, progress=progress, desc="watershed",
-        )
-    return os.fspath(output)
+    return process(WATERSHED, {"low": low, "high": high, "halo": list(halo)}, image, output,
+                   attrs={"method": "watershed", "window": [low, high], "halo": list(halo), "phases": 2,
+                          "phase_names": PHASE_NAMES[2]},
+                   **options)
+
+
+#: The gradient and seeds on the device, the flooding on the host outside the device slot. The result
+#: depends on the blocking (flood paths beyond the halo), so blocks are the same on every device.
+WATERSHED = Operation(
+    "watershed", landscape, halo=lambda p: p["halo"], results={"output": Result(np.uint8)}, finish=flood,
+    device_bytes_per_voxel=16, host_bytes_per_voxel=60, max_block_voxels=BLOCK_VOXELS, blocking_invariant=False,
+)
 
 
 def agreement(image: np.ndarray, low: float, high: float, *, halo: int, chunks: int | Sequence[int]) -> float:

@@ -1,4 +1,4 @@
-"""Ingest any supported volume into chunked zarr, export zarr to TIFF, and crop subvolumes.
+"""Ingest any supported volume into chunked zarr, export zarr to TIFF, and crop subvolumes: resumable-safe writes.
 
 All three stream z-slabs: peak memory is one slab of ``chunks[0]`` slices, not the volume.
 """
@@ -6,15 +6,17 @@ All three stream z-slabs: peak memory is one slab of ``chunks[0]`` slices, not t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import OutputError, ParameterError
-from ..progress import Progress
-from . import metadata, tiff, zarrio
-from .paths import parse
-from .volume import check_volume, info, iter_slabs, staged_output
+from .engine import outputs
+from .errors import OutputError, ParameterError
+from .io import metadata, tiff, zarrio
+from .io.paths import parse
+from .io.volume import check_volume, info, iter_slabs
+from .progress import Progress
 
 
 def ingest(
@@ -25,6 +27,7 @@ def ingest(
     chunks: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    attrs: Mapping[str, Any] | None = None,
 ):
     """Copy a TIFF stack, HDF5 dataset, .npy or zarr array into a chunked, compressed zarr v3 array.
 
@@ -41,6 +44,8 @@ def ingest(
         Chunk shape; default 128³.
     overwrite : bool
         Replace an existing output (only once the new one is complete).
+    attrs : mapping, optional
+        Extra attributes for the output.
 
     Returns
     -------
@@ -59,11 +64,11 @@ def ingest(
     check_volume(vol)
     size = metadata.normalize_voxel_size(voxel_size) or metadata.voxel_size(vol.attrs)
     chunk_shape = zarrio.normalize_chunks(chunks, vol.shape)
-    attrs = metadata.provenance(source=source)
+    meta = {**metadata.provenance(source=source), **(attrs or {})}
     if size is not None:
-        attrs[metadata.VOXEL_SIZE_KEY] = size
-    with staged_output(output, overwrite) as staged:
-        arr = zarrio.create_array(staged, vol.shape, vol.dtype, chunk_shape, attrs)
+        meta[metadata.VOXEL_SIZE_KEY] = size
+    with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged:
+        arr = zarrio.create_array(staged, vol.shape, vol.dtype, chunk_shape, meta)
         with Progress(vol.shape[0], f"ingest {source}", enabled=progress, unit="slices") as bar:
             for z0, slab in iter_slabs(source, chunk_shape[0]):
                 arr[z0 : z0 + len(slab)] = slab
@@ -108,7 +113,7 @@ def export(
             yield slab
             bar.update(len(slab))
 
-    with staged_output(output, overwrite) as staged, Progress(vol.shape[0], f"export {output}", enabled=progress, unit="slices") as bar:
+    with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged, Progress(vol.shape[0], f"export {output}", enabled=progress, unit="slices") as bar:
         if loc.kind == "tiff":
             size = metadata.voxel_size(vol.attrs)
             tiff.write_stack(staged, slabs(bar), vol.shape, vol.dtype, metadata={"voxel_size_nm": size} if size else None)
@@ -159,7 +164,7 @@ def crop(
     shape = tuple(r.stop - r.start for r in region)
     chunk_shape = zarrio.normalize_chunks(chunks or vol.chunks, shape)
     attrs = metadata.provenance(source=source, crop_start=[r.start for r in region], **metadata.inherit(vol.attrs))
-    with staged_output(output, overwrite) as staged:
+    with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged:
         arr = zarrio.create_array(staged, shape, vol.dtype, chunk_shape, attrs)
         depth = chunk_shape[0]
         with Progress(shape[0], f"crop {source}", enabled=progress, unit="slices") as bar:

@@ -1,6 +1,6 @@
 """Where a block's time goes: reading, host→device transfer, compute, device→host transfer, writing.
 
-The engine (:func:`gpuseg.blockwise.run`) times each phase of every block it processes in
+The engine (:func:`gpuseg.engine.run.run`) times each phase of every block it processes in
 this process while a :func:`collect` context is open; ``gpuseg bench`` reports the shares.
 On the GPU each phase ends with a device synchronisation while collecting (kernels are
 asynchronous, so an unsynchronised clock would charge compute to the next transfer); the
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 PHASES = ("read", "to_device", "compute", "to_host", "write")
-# Waiting for a free device slot (see gpuseg.backend.device_slot): idle time, not part of the shares.
+# Waiting for a free device slot (see gpuseg.engine.executor.device_slot): idle time, not part of the shares.
 WAIT = "wait"
 
 _lock = threading.Lock()

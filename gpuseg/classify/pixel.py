@@ -8,8 +8,8 @@ corrections on six more slices): after each, the forest predicts a central crop 
 percentage of its voxels whose label changed since the previous iteration is reported.
 
 Prediction runs :func:`classify_block` on every halo'd block: features of the padded
-block, cropped to the core, through the forest (scikit-learn's traversal on the CPU, the
-CUDA kernel of :mod:`gpuseg.forest_gpu` on the GPU), to labels (uint8 class values,
+block, cropped to the core, through the forest (:mod:`gpuseg.classify.predictor`:
+scikit-learn's traversal on the CPU, the CUDA kernel on the GPU), to labels (uint8 class values,
 argmax), optionally per-class probabilities (uint8 0–255 or float16) and an uncertainty
 ``1 − (p₁ − p₂)`` (ilastik's margin uncertainty: 0 = sure, 1 = a tie).
 
@@ -34,23 +34,26 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from typing_extensions import Unpack
 
-from .. import backend, blockwise, cluster
+from .. import backend
 from .. import features as feat
-from .. import forest as fo
+from ..engine import Operation, Result, RunOptions, is_path, process, staging
 from ..errors import InputError, OutputError, ParameterError
-from ..io import convert, ilastik, metadata, staging, zarrio
+from ..io import ilastik, zarrio
 from ..io.paths import parse
-from . import annotations, samples
+from ..volumes import central_region
+from . import forest as fo
+from . import model_file, predictor, samples
+from .scribbles import check_classes
+from .scribbles import read as read_scribbles
 
 log = logging.getLogger("gpuseg")
 
 PROB_DTYPES = ("uint8", "float16")
-MAX_BLOCK_BYTES = 2**28  # per work block: its feature stack and class probabilities stay under 256 MiB
 COMPARE_SIZE = 64
 
 
@@ -215,13 +218,13 @@ def train(
         if len(shape) != 3:
             raise InputError(f"{name}: expected a 3-D volume (z, y, x), found shape {shape}")
         check_fits(spec, shape, name)
-        scribbles = annotations.read(sources, shape)
+        scribbles = read_scribbles(sources, shape)
         for i in range(len(sources)):  # every iteration must see two classes, before any features are computed
-            annotations.check_classes(scribbles.merged(i + 1), scribbles.names[: i + 1])
+            check_classes(scribbles.merged(i + 1), scribbles.names[: i + 1])
         _class_names(np.unique(scribbles.merged()).tolist(), class_names, ", ".join(scribbles.names))
         X = samples.gather(arr, scribbles, spec, block=chunks or samples.GATHER_BLOCK, device=device,
                            scheduler=scheduler, workers=workers, progress=progress)
-        region = convert.central_region(shape, [min(compare_size, n) for n in shape])
+        region = central_region(shape, [min(compare_size, n) for n in shape])
         X_compare = samples.region_features(arr, region, spec, device)
     forest, previous, counts, changed = None, None, [], []
     for i in range(len(sources)):
@@ -232,7 +235,7 @@ def train(
         forest = fo.train(X[keep], merged[keep], trees=trees, random_state=random_state, workers=workers,
                           class_names=names, spec=spec.to_dict())
         counts.append(int(keep.sum()))
-        current = fo.predict(X_compare, forest)
+        current = predictor.predict(X_compare, forest)
         if previous is not None:
             changed.append(float(np.mean(current != previous) * 100))
             log.debug("iteration %d (%s): %.2f %% of the central %s crop changed label", i + 1, scribbles.names[i],
@@ -240,7 +243,7 @@ def train(
         previous = current
     forest = forest.replace(info={**forest.info, "annotations": list(scribbles.names), "changed_percent": changed})
     if model is not None:
-        fo.save(forest, model)
+        model_file.save(forest, model)
     return TrainResult(forest, counts, changed, region, os.fspath(model) if model else None)
 
 
@@ -249,7 +252,7 @@ def train(
 
 @functools.lru_cache(maxsize=4)
 def _load_checked(path: str, sha: str) -> fo.Forest:
-    forest = fo.load(path)
+    forest = model_file.load(path)
     if forest.info.get("sha256", sha) != sha:
         raise InputError(f"{path}: the model file changed during the run; run again")
     return forest
@@ -261,54 +264,67 @@ def _forest_of(model: Any) -> fo.Forest:
     return _load_checked(model["path"], model["sha256"])
 
 
-def _to_dtype(xp, p, dtype: str):
+def _to_dtype(xp: Any, p: Any, dtype: str) -> Any:
     if dtype == "uint8":
         return xp.rint(xp.clip(p, 0, 1) * 255).astype(xp.uint8)
-    return p.astype(xp.float16)
+    return p.astype(xp.dtype(dtype))
 
 
-def classify_block(image, *, model, spec, prob_dtype: str = "uint8", side=None, stack: bool = False, block=None):
-    """Labels of one padded block's core (and, as asked, probabilities and uncertainty).
+def top_two(proba: Any) -> tuple[Any, Any, Any]:
+    """Index of the largest, the largest and the second largest of ``proba`` (K, N) along K.
 
-    ``side`` maps ``"probabilities"`` / ``"uncertainty"`` to zarr paths written at
-    ``block.core`` (out of core); ``stack`` returns ``[labels, p_1 … p_K, uncertainty]``
-    as float32 channels instead (in memory).
+    Two max passes instead of a partition: with K of 2 or 3 classes a partition sorts every
+    column. Ties take the first index, as ``argmax`` does.
+
+    Examples
+    --------
+    >>> p = np.array([[0.2, 0.5], [0.7, 0.5], [0.1, 0.0]], np.float32)
+    >>> [a.tolist() for a in top_two(p)]
+    [[1, 0], [0.699999988079071, 0.5], [0.20000000298023224, 0.5]]
+    """
+    xp = backend.for_array(proba).xp
+    best = xp.argmax(proba, axis=0)
+    first = xp.max(proba, axis=0)
+    rows = xp.arange(proba.shape[0]).reshape(-1, 1)
+    second = xp.max(xp.where(rows == best[None], -xp.inf, proba), axis=0)
+    return best, first, second
+
+
+def classify_block(image: Any, *, model: Any, spec: Any, prob_dtype: str = "uint8",
+                   want: Sequence[str] = ("labels",), block: Any = None, **_: Any) -> dict[str, Any]:
+    """Labels, and as ``want`` asks, probabilities and uncertainty of one padded block's core.
+
+    Probabilities ``(K, z, y, x)`` and the uncertainty ``1 − (p₁ − p₂)`` come in ``prob_dtype``
+    (uint8 0–255, float16, or float32 in memory); labels are the class values (uint8).
     """
     forest = _forest_of(model)
     spec = feat.FeatureSpec.from_dict(spec) if isinstance(spec, dict) else spec
-    be = backend.for_array(image)
-    xp = be.xp
+    xp = backend.for_array(image).xp
     inner = block.inner if block is not None else None
     stackf = xp.ascontiguousarray(feat.compute_block(image, spec, inner=inner))
     core = stackf.shape[1:]
     X = stackf.reshape(spec.channels, -1).T
     k = forest.n_classes
-    if be.name == "gpu":
-        from .. import forest_gpu
-
-        proba = xp.empty((k, X.shape[0]), xp.float32)
-        forest_gpu.predict_proba(X, forest, out=proba.T)
-    else:
-        proba = fo.predict_proba(X, forest).T
+    proba = xp.empty((k, X.shape[0]), predictor.proba_dtype(X))  # channel-major (K, N), written in place
+    predictor.predict_proba(X, forest, out=proba.T)
     del stackf, X
-    labels = xp.asarray(forest.classes.astype(np.uint8))[xp.argmax(proba, axis=0)].reshape(core)
-    side = side or {}
-    uncertainty = None
-    if stack or "uncertainty" in side:  # a partition over every voxel: only when asked for
-        top2 = xp.partition(proba, k - 2, axis=0)[k - 2 :]
-        uncertainty = (1 - (top2[1] - top2[0])).reshape(core)
-    proba = proba.reshape((k, *core))
-    if stack:
-        return xp.concatenate([labels[None].astype(xp.float32), proba.astype(xp.float32),
-                               uncertainty[None].astype(xp.float32)])
-    for key, value in side.items():
-        data = proba if key == "probabilities" else uncertainty
-        arr = zarrio.open_array(value, mode="r+")
-        arr[(Ellipsis, *block.core)] = backend.to_host(_to_dtype(xp, data, prob_dtype))
-    return labels
+    best, first, second = top_two(proba)
+    out = {"labels": xp.asarray(forest.classes.astype(np.uint8))[best].reshape(core)}
+    if "uncertainty" in want:
+        out["uncertainty"] = _to_dtype(xp, (1 - (first - second)).reshape(core), prob_dtype)
+    if "probabilities" in want:
+        out["probabilities"] = _to_dtype(xp, proba.reshape((k, *core)), prob_dtype)
+    return {name: out[name] for name in want}
 
 
-classify_block.takes_block = True
+PREDICT = Operation(
+    "classify", classify_block, halo=lambda p: feat.FeatureSpec.from_dict(p["spec"]).halo,
+    results={"labels": Result(np.uint8),
+             "probabilities": Result(lambda p, _: p["prob_dtype"], lambda p: (p["n_classes"],)),
+             "uncertainty": Result(lambda p, _: p["prob_dtype"])},
+    device_bytes_per_voxel=lambda p: feat.device_bytes_per_voxel(p["channels"]) + 8 * p["n_classes"],
+    host_bytes_per_voxel=lambda p: 4 * p["channels"] + 8 * p["n_classes"] + 16, takes_block=True,
+)
 
 
 def predict(
@@ -319,12 +335,7 @@ def predict(
     probabilities: str | os.PathLike | None = None,
     prob_dtype: str = "uint8",
     uncertainty: str | os.PathLike | None = None,
-    device: str = "auto",
-    chunks: int | Sequence[int] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    overwrite: bool = False,
-    progress: bool = False,
+    **options: Unpack[RunOptions],
 ):
     """Classify every voxel of ``image`` with a trained forest, block by block.
 
@@ -339,7 +350,8 @@ def predict(
         Per-class probabilities ``(K, z, y, x)``, ``prob_dtype`` uint8 (0–255) or float16.
     uncertainty : path, optional
         ``1 − (p₁ − p₂)`` in the same dtype.
-    device, chunks, scheduler, workers, overwrite, progress : as for every block operation.
+    **options
+        device, chunks, scheduler, workers, overwrite, progress (:class:`gpuseg.engine.RunOptions`).
 
     Returns
     -------
@@ -349,85 +361,22 @@ def predict(
     if prob_dtype not in PROB_DTYPES:
         raise ParameterError(f"probability dtype {prob_dtype!r}: use one of {', '.join(PROB_DTYPES)}")
     where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "model"
-    forest = model if isinstance(model, fo.Forest) else fo.load(model)
+    forest = model if isinstance(model, fo.Forest) else model_file.load(model)
     spec = spec_of(forest, where)
-    k = forest.n_classes
-    if not isinstance(image, (str, os.PathLike)) and output is None:
+    ref = {"path": os.path.abspath(where), "sha256": forest.info["sha256"]} if isinstance(model, (str, os.PathLike)) else forest
+    params = {"model": ref, "spec": spec.to_dict(), "prob_dtype": prob_dtype, "n_classes": forest.n_classes,
+              "channels": spec.channels}
+    if not is_path(image) and output is None:
         check_fits(spec, image.shape, "image")
-        out = blockwise.apply(classify_block, image, halo=spec.halo, chunks=chunks, device=device, dtype=np.float32,
-                              channels=(k + 2,), model=forest, spec=spec, stack=True)
-        xp = backend.for_array(out).xp
-        return Prediction(out[0].astype(xp.uint8), out[1 : k + 1], out[k + 1])
+        result = process(PREDICT, {**params, "prob_dtype": "float32"}, image,
+                         want=("labels", "probabilities", "uncertainty"), **options)
+        return Prediction(result["labels"], result["probabilities"], result["uncertainty"])
     if output is None:
         raise ParameterError("predict on a path needs an output path for the labels")
-    ref = {"path": os.path.abspath(where), "sha256": forest.info["sha256"]} if isinstance(model, (str, os.PathLike)) else forest
-    extras = {"probabilities": probabilities, "uncertainty": uncertainty}
-    if probabilities is not None and parse(probabilities).kind != "zarr":
-        raise OutputError(f"{probabilities}: probabilities are 4-D (class, z, y, x); write them to zarr (name.zarr[/array])")
     if uncertainty is not None and prob_dtype == "float16" and parse(uncertainty).kind != "zarr":
         raise OutputError(f"{uncertainty}: float16 is not written to TIFF; write it to zarr, or use --prob-dtype uint8")
-    for path in (output, *[p for p in extras.values() if p is not None]):
-        if not overwrite and (zarrio.exists(path) or Path(os.fspath(path)).exists()):
-            raise OutputError(f"{path}: already exists; pass --overwrite to replace it, or choose another output")
-    with contextlib.ExitStack() as es:
-        target = es.enter_context(staging.zarr_output(output, overwrite, progress))
-        src = es.enter_context(staging.zarr_input(image, output, chunks, progress))
-        check_fits(spec, src.shape, os.fspath(image))
-        chunk_shape = zarrio.normalize_chunks(chunks or src.chunks, src.shape)
-        attrs = metadata.provenance(source=image, model=where, classes=forest.classes.tolist(),
-                                    class_names=list(forest.class_names), **metadata.inherit(src.attrs.asdict()))
-        side_targets = {key: es.enter_context(staging.zarr_output(p, overwrite, progress))
-                        for key, p in extras.items() if p is not None}
-        identity = {"input": os.fspath(image), "model": ref["sha256"] if isinstance(ref, dict) else id(ref),
-                    "prob_dtype": prob_dtype, "chunks": chunk_shape}
-        side = {key: _open_side(t, key, k, src.shape, chunk_shape, prob_dtype, identity, attrs)
-                for key, t in side_targets.items()}
-        blockwise.run(
-            classify_block, [src], target, shape=src.shape, dtype=np.uint8, halo=spec.halo, chunks=chunk_shape,
-            max_block_voxels=_block_voxels(src.shape, chunk_shape, spec.channels, k, workers),
-            bytes_per_voxel=feat.device_bytes_per_voxel(spec.channels) + 8 * k,  # + probabilities, labels
-            kwargs={"model": ref, "spec": spec.to_dict(), "prob_dtype": prob_dtype, "side": side},
-            identity=identity, attrs=attrs, device=device, scheduler=scheduler, workers=workers,
-            overwrite=overwrite, progress=progress, desc="classify",
-        )
-        for key, partial in side.items():
-            _finish_side(partial, side_targets[key], overwrite)
+    name = os.fspath(image)
+    process(PREDICT, params, image, output, extra={"probabilities": probabilities, "uncertainty": uncertainty},
+            check=lambda src: check_fits(spec, src.shape, name),
+            attrs={"model": where, "classes": forest.classes.tolist(), "class_names": list(forest.class_names)}, **options)
     return os.fspath(output)
-
-
-def _block_voxels(shape, chunk_shape, channels: int, classes: int, workers: int | None) -> int:
-    """Work-block size: under :data:`MAX_BLOCK_BYTES` of features and probabilities, and at least one block per worker."""
-    budget = MAX_BLOCK_BYTES // (4 * channels + 8 * classes + 16)
-    share = -(-int(np.prod(shape)) // (workers or cluster.default_workers()))
-    return max(int(np.prod(chunk_shape)), min(budget, share))
-
-
-def _side_partial(target: str) -> str:
-    p = Path(target.rstrip("/"))
-    return str(p.with_name(f".{p.name}.partial.zarr"))
-
-
-def _open_side(target: str, key: str, k: int, shape, chunks, dtype: str, identity: dict, attrs: dict) -> str:
-    """An unfinished side output (probabilities or uncertainty), reused by a rerun of the same prediction."""
-    partial = _side_partial(target)
-    fp = blockwise.fingerprint(key=key, **identity)
-    if zarrio.exists(partial):
-        if zarrio.open_array(partial).attrs.get("gpuseg_side") == fp:
-            return partial
-        import shutil
-
-        shutil.rmtree(partial)
-    lead = (k,) if key == "probabilities" else ()
-    zarrio.create_array(partial, (*lead, *shape), dtype, (*lead, *chunks), {**attrs, "gpuseg_side": fp})
-    return partial
-
-
-def _finish_side(partial: str, target: str, overwrite: bool) -> None:
-    import shutil
-
-    dest = Path(target.rstrip("/"))
-    if dest.exists():
-        if not overwrite:
-            raise OutputError(f"{target}: appeared while computing; the result is kept at {partial}")
-        shutil.rmtree(dest)
-    Path(partial).rename(dest)

@@ -1,4 +1,4 @@
-"""Random forests for pixel classification: training, a flat numbers-only form, a safe file, the CPU predictor.
+"""Random forests for pixel classification: the flat numbers-only :class:`Forest` and its training.
 
 A forest is trained with scikit-learn's ``RandomForestClassifier`` and then flattened into
 plain arrays (one row per node, the trees one after another):
@@ -14,12 +14,14 @@ scikit-learn's float64 threshold. Features are float32, and for a float32 ``x`` 
 rounded-to-nearest threshold would send ``x`` equal to the upper neighbour of a midpoint
 split the wrong way.
 
-The model file (:func:`save` / :func:`load`, in :mod:`gpuseg.forest_file`) is an ``.npz``
+The model file (``save`` / ``load`` of :mod:`gpuseg.classify.model_file`) is an ``.npz``
 holding only numeric arrays and a JSON header stored as a uint8 array, read with
 ``allow_pickle=False``; a SHA-256 over header and arrays turns a truncated or tampered file
 into an :class:`~gpuseg.errors.InputError`, and a structural check (children after their
 parent, inside their tree; feature indices in range) keeps a crafted file from sending any
-predictor out of bounds or into a loop.
+predictor out of bounds or into a loop. The predictors are :mod:`gpuseg.classify.cpu`
+(scikit-learn's traversal) and :mod:`gpuseg.classify.gpu` (the CUDA kernel), one chosen by
+the features' device in :mod:`gpuseg.classify.predictor`.
 
 Examples
 --------
@@ -30,7 +32,8 @@ Examples
 >>> forest = train(X, y, trees=5)
 >>> forest.n_trees, forest.n_features, forest.classes.tolist()
 (5, 3, [1, 2])
->>> proba = predict_proba(X[:4], forest)
+>>> from gpuseg.classify import predictor
+>>> proba = predictor.predict_proba(X[:4], forest)
 >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1))
 ((4, 2), True)
 """
@@ -38,13 +41,12 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 ARRAYS = {  # name -> dtype: what a model file must hold, and nothing else
     "feature": np.dtype(np.int32),
@@ -56,7 +58,6 @@ ARRAYS = {  # name -> dtype: what a model file must hold, and nothing else
     "classes": np.dtype(np.int64),
 }
 LEAF = -1
-BATCH = 1 << 18  # voxels per predictor call: bounds the (N, C) copy scikit-learn needs
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -109,6 +110,17 @@ class Forest:
 
     def replace(self, **changes: Any) -> Forest:
         return dataclasses.replace(self, **changes)
+
+    def digest(self) -> str:
+        """A hash of what decides its predictions (arrays, classes, features): names it in run fingerprints."""
+        import hashlib
+        import json
+
+        h = hashlib.sha256(json.dumps([self.classes.tolist(), self.n_features, dict(self.features)],
+                                      sort_keys=True, default=str).encode())
+        for array in self.arrays().values():
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()[:24]
 
 
 # --------------------------------------------------------------------------- training
@@ -217,97 +229,7 @@ def flatten(clf: Any, *, class_names: Sequence[str] = (), spec: Mapping[str, Any
     )
 
 
-# --------------------------------------------------------------------------- CPU prediction
-
-
-def predict_proba(features: Any, forest: Forest) -> Any:
-    """Class probabilities ``(N, K)`` of feature rows ``(N, C)``: the mean of the trees' leaf distributions.
-
-    numpy input runs scikit-learn's own tree traversal (trees rebuilt from the flat arrays,
-    float64 sums: equal to ``RandomForestClassifier.predict_proba``); cupy input runs the
-    CUDA kernel of :mod:`gpuseg.forest_gpu` (float32 sums). A strided view such as
-    ``block.reshape(C, -1).T`` is fine on the GPU; the CPU copies it in batches.
-    """
-    from . import backend
-
-    if backend.for_array(features).name == "gpu":
-        from . import forest_gpu
-
-        return forest_gpu.predict_proba(features, forest)
-    features = np.asarray(features)
-    check_features(features, forest)
-    out = np.empty((len(features), forest.n_classes), np.float64)
-    trees = _sklearn_trees(forest)
-    for start in range(0, len(features), BATCH):
-        batch = np.ascontiguousarray(features[start : start + BATCH], dtype=np.float32)
-        acc = out[start : start + len(batch)]
-        acc[:] = 0
-        for tree in trees:
-            acc += tree.predict(batch)
-        acc /= len(trees)
-    return out
-
-
-def predict(features: Any, forest: Forest) -> Any:
-    """Class values (argmax of :func:`predict_proba`; the first class wins exact ties, as in scikit-learn)."""
-    from . import backend
-
-    proba = predict_proba(features, forest)
-    xp = backend.for_array(proba).xp
-    return xp.asarray(forest.classes)[xp.argmax(proba, axis=1)]
-
-
 def check_features(features: Any, forest: Forest) -> None:
+    """Raise unless ``features`` are rows ``(N, C)`` of the ``C`` channels ``forest`` was trained on."""
     if features.ndim != 2 or features.shape[1] != forest.n_features:
         raise ParameterError(f"features of shape {tuple(features.shape)} given to a forest of {forest.n_features} features")
-
-
-@functools.lru_cache(maxsize=4)  # Forest hashes by identity: one rebuild per loaded forest
-def _sklearn_trees(forest: Forest) -> list:
-    """scikit-learn ``Tree`` objects from the flat arrays, through ``Tree.__setstate__`` (plain arrays, no pickle)."""
-    from sklearn.tree._tree import NODE_DTYPE, Tree
-
-    trees = []
-    n_classes = np.array([forest.n_classes], dtype=np.intp)
-    for t in range(forest.n_trees):
-        lo, hi = int(forest.tree_start[t]), int(forest.tree_start[t + 1])
-        leaf = forest.feature[lo:hi] == LEAF
-        nodes = np.zeros(hi - lo, dtype=NODE_DTYPE)
-        nodes["left_child"] = np.where(leaf, LEAF, forest.left[lo:hi] - lo)
-        nodes["right_child"] = np.where(leaf, LEAF, forest.right[lo:hi] - lo)
-        nodes["feature"] = np.where(leaf, -2, forest.feature[lo:hi])  # scikit-learn's TREE_UNDEFINED
-        nodes["threshold"] = np.where(leaf, -2.0, forest.threshold[lo:hi].astype(np.float64))
-        tree = Tree(forest.n_features, n_classes, 1)
-        tree.__setstate__({"max_depth": _depth(forest, lo, hi), "node_count": hi - lo, "nodes": nodes,
-                           "values": np.ascontiguousarray(forest.value[lo:hi, None, :])})
-        trees.append(tree)
-    return trees
-
-
-def _depth(forest: Forest, lo: int, hi: int) -> int:
-    """Depth of one tree, level by level from the root."""
-    inner = np.flatnonzero(forest.feature[lo:hi] != LEAF) + lo
-    level, depth = np.array([lo]), 0
-    while True:
-        level = level[np.isin(level, inner)]
-        if not len(level):
-            return depth
-        level, depth = np.concatenate([forest.left[level], forest.right[level]]), depth + 1
-
-
-# --------------------------------------------------------------------------- model file
-# The file format lives in :mod:`gpuseg.forest_file`; these names keep ``forest.save``/``forest.load`` at hand.
-
-
-def save(forest: Forest, path: Any) -> str:
-    """Write ``forest`` to a model file: see :func:`gpuseg.forest_file.save`."""
-    from . import forest_file
-
-    return forest_file.save(forest, path)
-
-
-def load(path: Any) -> Forest:
-    """Read a model file, never unpickling: see :func:`gpuseg.forest_file.load`."""
-    from . import forest_file
-
-    return forest_file.load(path)

@@ -26,11 +26,11 @@ against scikit-learn on machines without a GPU.
 Examples
 --------
 >>> import numpy as np
->>> from gpuseg import forest as fo
+>>> from gpuseg.classify import cpu, forest as fo
 >>> rng = np.random.default_rng(1)
 >>> X = rng.random((300, 4), dtype=np.float32)
 >>> f = fo.train(X, (X[:, 1] > 0.3).astype(np.uint8) + 1, trees=4)
->>> bool(np.allclose(predict_proba_reference(X, f), fo.predict_proba(X, f), atol=1e-6))
+>>> bool(np.allclose(predict_proba_reference(X, f), cpu.predict_proba(X, f), atol=1e-6))
 True
 """
 
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .forest import LEAF, Forest, check_features
 
 THREADS = 256

@@ -16,15 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from . import backend, cluster
-from .errors import InputError
-from .io import staging, zarrio
+from .. import backend
+from ..errors import InputError
+from ..io import zarrio
+from . import cluster, executor, staging
 
 FANIN = 16
-
-
-def is_path(source: Any) -> bool:
-    return isinstance(source, (str, os.PathLike))
 
 
 @contextlib.contextmanager
@@ -45,7 +42,7 @@ def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progres
     """
     import dask.array as da
 
-    if not is_path(source):
+    if not isinstance(source, (str, os.PathLike)):
         if isinstance(source, da.Array):
             yield source if chunks is None else source.rechunk(zarrio.normalize_chunks(chunks, source.shape))
         else:
@@ -55,10 +52,10 @@ def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progres
         yield da.from_zarr(arr, chunks=zarrio.normalize_chunks(chunks, arr.shape) if chunks else arr.chunks)
 
 
-def _chunk_call(func: Callable, blocks: Sequence[Any], kwargs: Mapping[str, Any], device: str) -> np.ndarray:
-    """Move one chunk of every input onto ``device``, apply ``func``; return its counts as host int64."""
-    be = backend.resolve(device)
-    return np.asarray(backend.to_host(func(*[be.asarray(b) for b in blocks], **kwargs)), dtype=np.int64)
+def _chunk_call(func: Callable[..., Any], blocks: Sequence[Any], kwargs: Mapping[str, Any], device: str) -> np.ndarray:
+    """One chunk of every input through the executor onto ``device``, reduced by ``func`` to host int64 counts."""
+    counts = executor.run_on_device(func, [backend.to_host(b) for b in blocks], backend.resolve(device), dict(kwargs))
+    return np.asarray(counts, dtype=np.int64)
 
 
 def _sum(*parts: np.ndarray) -> np.ndarray:
@@ -68,7 +65,7 @@ def _sum(*parts: np.ndarray) -> np.ndarray:
     return total
 
 
-def _tree(parts: list) -> Any:
+def _tree(parts: list[Any]) -> Any:
     """Sum delayed count vectors in a tree of fan-in :data:`FANIN`."""
     import dask
 
@@ -78,7 +75,7 @@ def _tree(parts: list) -> Any:
 
 
 def sum_over_chunks(
-    func: Callable,
+    func: Callable[..., Any],
     arrays: Sequence[Any],
     *,
     kwargs: Mapping[str, Any] | None = None,
@@ -119,23 +116,23 @@ def sum_over_chunks(
         if a.shape != first.shape:
             raise InputError(f"volumes of shapes {first.shape} and {a.shape} cannot be compared; they must have the same shape")
     arrays = [first] + [a.rechunk(first.chunks) for a in arrays[1:]]
-    device = backend.resolve(device).name  # fail here, not on a worker, if the device is unusable
     blocks = [a.to_delayed().ravel() for a in arrays]
     kwargs = dict(kwargs or {})
-    per_chunk = [
-        dask.delayed(_chunk_call, pure=True)(func, [b[i] for b in blocks], kwargs, device) for i in range(len(blocks[0]))
-    ]
-    # Groups of chunks are summed on the workers; the client adds at most 64 vectors.
-    groups = max(1, min(64, len(per_chunk)))
-    size = -(-len(per_chunk) // groups)
-    tasks = [_tree(per_chunk[i : i + size]) for i in range(0, len(per_chunk), size)]
-    results = cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress, desc=desc)
+    with cluster.session(scheduler, workers) as session:
+        where = session.placement(device).device  # decided once, where the work runs
+        per_chunk = [dask.delayed(_chunk_call, pure=True)(func, [b[i] for b in blocks], kwargs, where)
+                     for i in range(len(blocks[0]))]
+        # Groups of chunks are summed on the workers; the client adds at most 64 vectors.
+        groups = max(1, min(64, len(per_chunk)))
+        size = -(-len(per_chunk) // groups)
+        tasks = [_tree(per_chunk[i : i + size]) for i in range(0, len(per_chunk), size)]
+        results = session.compute(tasks, progress=progress, desc=desc)
     return _sum(*results)
 
 
-def compute_scalars(values: Sequence[Any], *, scheduler: str | None = None, workers: int | None = None) -> list:
+def compute_scalars(values: Sequence[Any], *, scheduler: str | None = None, workers: int | None = None) -> list[Any]:
     """Compute 0-d dask arrays (e.g. ``x.min()``) under the chosen scheduler; return numpy scalars."""
     import dask
 
-    tasks = [dask.delayed(np.asarray)(v) for v in values]
+    tasks = [dask.delayed(backend.to_host)(v) for v in values]  # a 0-d cupy result cannot go through np.asarray
     return [r[()] for r in cluster.compute(tasks, scheduler=scheduler, workers=workers)]

@@ -1,6 +1,6 @@
-"""The model file: a trained :class:`~gpuseg.forest.Forest` as numbers only, checked on reading.
+"""The model file: a trained :class:`~gpuseg.classify.forest.Forest` as numbers only, checked on reading.
 
-An ``.npz`` (zip of ``.npy`` arrays) holding exactly the arrays of :data:`gpuseg.forest.ARRAYS`
+An ``.npz`` (zip of ``.npy`` arrays) holding exactly the arrays of :data:`gpuseg.classify.forest.ARRAYS`
 and ``header``: UTF-8 JSON stored as a uint8 array (format and version, feature count,
 classes and their names, the feature specification, training information, the versions
 that wrote it, and a SHA-256 over the header and every array). Read with
@@ -9,7 +9,7 @@ that wrote it, and a SHA-256 over the header and every array). Read with
 Examples
 --------
 >>> import numpy as np, tempfile, os
->>> from gpuseg import forest
+>>> from gpuseg.classify import forest
 >>> X = np.random.default_rng(0).random((100, 2), dtype=np.float32)
 >>> f = forest.train(X, (X[:, 0] > 0.5).astype(np.uint8) + 1, trees=3)
 >>> path = save(f, os.path.join(tempfile.mkdtemp(), "m.npz"))
@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..engine import outputs
+from ..errors import InputError
 from .forest import ARRAYS, LEAF, Forest
 
 FORMAT = "gpuseg-forest"
@@ -51,7 +52,7 @@ def versions() -> dict[str, str]:
     """The versions of what writes a model file."""
     import sklearn
 
-    from . import __version__
+    from .. import __version__
 
     return {"gpuseg": __version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__}
 
@@ -73,10 +74,8 @@ def save(forest: Forest, path: str | os.PathLike) -> str:
     }
     header["sha256"] = _digest(header, forest.arrays())
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.partial")
-    _write_npz(tmp, {"header": blob, **forest.arrays()})
-    os.replace(tmp, target)
+    with outputs.staged(path, overwrite=True) as tmp:
+        _write_npz(Path(tmp), {"header": blob, **forest.arrays()})
     return path
 
 

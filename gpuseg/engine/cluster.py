@@ -1,0 +1,219 @@
+"""Which dask scheduler runs the work: one process, threads, processes, a local cluster, or a remote one.
+
+``scheduler`` is one of
+
+* ``"synchronous"`` — one task at a time in this thread (debugging, exact profiles);
+* ``"threads"`` (default) — a thread pool; numpy/scipy/cupy release the GIL;
+* ``"processes"`` — a process pool;
+* ``"local"`` — a ``distributed.LocalCluster`` of ``workers`` single-threaded processes;
+* ``"local-cuda"`` — dask-cuda's ``LocalCUDACluster``: one worker process per GPU (``workers``
+  limits how many), each with twice :data:`~gpuseg.engine.plan.IN_FLIGHT` threads: half
+  decode and encode chunks on the CPU while the others hold the GPU's block slots (needs
+  ``pip install dask-cuda``);
+* an address such as ``"tcp://10.0.0.1:8786"`` — an existing dask.distributed scheduler;
+  every worker must see the same file system paths as this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dask
+from dask.callbacks import Callback
+
+from .. import backend
+from ..errors import DeviceError, ParameterError
+from ..progress import Progress
+from .plan import IN_FLIGHT
+
+log = logging.getLogger("gpuseg")
+
+LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
+SCHEDULERS = (*LOCAL_SCHEDULERS, "local", "local-cuda")
+
+
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_scheduler(scheduler: str | None) -> str:
+    """Validate a scheduler name or address; None means ``threads``."""
+    scheduler = scheduler or "threads"
+    if scheduler not in SCHEDULERS and "://" not in scheduler:
+        raise ParameterError(
+            f"unknown scheduler {scheduler!r}: use synchronous, threads, processes, local, local-cuda, "
+            "or an address like tcp://host:8786"
+        )
+    return scheduler
+
+
+class _TaskProgress(Callback):
+    """Advance a progress bar as each named task of a local-scheduler run finishes."""
+
+    def __init__(self, bar: Progress, keys: set[Any]):
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._bar, self._keys = bar, keys
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        if key in self._keys:
+            self._bar.update()
+
+
+def local_cuda_cluster(workers: int | None) -> Any:
+    """dask-cuda's ``LocalCUDACluster`` (one worker per GPU), or a clear error when dask-cuda is missing."""
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as exc:
+        raise ParameterError(
+            f"--cluster local-cuda needs dask-cuda ({exc}): pip install dask-cuda on a machine with a CUDA GPU, "
+            "or use --scheduler local"
+        ) from None
+    return LocalCUDACluster(n_workers=workers, threads_per_worker=2 * IN_FLIGHT, dashboard_address=None)
+
+
+@contextlib.contextmanager
+def client(scheduler: str, workers: int | None) -> Iterator[Any]:
+    """A distributed client for ``local`` / ``local-cuda`` (a cluster started here) or a scheduler address."""
+    from distributed import Client, LocalCluster
+
+    if scheduler in ("local", "local-cuda"):
+        if scheduler == "local":
+            lc = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                              dashboard_address=None)
+        else:
+            lc = local_cuda_cluster(workers)
+        with lc, Client(lc) as c:
+            yield c
+    else:
+        with Client(scheduler) as c:
+            yield c
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a run's blocks compute, decided once for the machines that run them.
+
+    Attributes
+    ----------
+    device : {"cpu", "gpu"}
+    free_device_memory : int
+        Free bytes of the (smallest) GPU the workers use; 0 on the CPU.
+    sharing : int
+        Worker processes that share one GPU (each keeps its own blocks in flight).
+    """
+
+    device: str
+    free_device_memory: int = 0
+    sharing: int = 1
+
+
+def _worker_device() -> dict[str, Any]:
+    """What one worker process sees: whether its GPU works, its free memory, and which GPU it is."""
+    ok, why = backend.gpu_status()
+    free, ident = 0, ""
+    if ok:
+        free, ident = backend.free_device_memory(), backend.device_identity()
+    return {"ok": ok, "why": why, "free": free, "host": socket.gethostname(), "gpu": ident}
+
+
+def _decide(device: str, reports: list[dict[str, Any]], processes: int) -> Placement:
+    if device not in backend.DEVICES:
+        raise DeviceError(f"unknown device {device!r}: use one of auto, cpu, gpu")
+    if device == "cpu":
+        return Placement("cpu")
+    broken = [r for r in reports if not r["ok"]]
+    if broken:
+        if device == "gpu":
+            raise DeviceError(f"--device gpu was asked for but no GPU is usable where the work runs: {broken[0]['why']}; "
+                              "use --device cpu")
+        backend.log_fallback(broken[0]["why"])
+        return Placement("cpu")
+    per_gpu: dict[tuple[str, str], int] = {}
+    for r in reports:
+        per_gpu[(r["host"], r["gpu"])] = per_gpu.get((r["host"], r["gpu"]), 0) + 1
+    return Placement("gpu", min(r["free"] for r in reports), max(max(per_gpu.values()), processes))
+
+
+class Session:
+    """A scheduler ready to run tasks, and the one place that decides where they compute."""
+
+    def __init__(self, scheduler: str, workers: int | None, client: Any = None):
+        self.scheduler, self.workers, self.client = scheduler, workers, client
+
+    @property
+    def parallelism(self) -> int:
+        if self.client is not None:
+            return max(1, int(sum(self.client.nthreads().values())))
+        return self.workers or default_workers()
+
+    def placement(self, device: str) -> Placement:
+        """Decide CPU or GPU for ``device`` where the work runs: here, or on the cluster's workers.
+
+        A client without a GPU can drive GPU workers; several worker processes on one GPU
+        share its memory (``sharing``).
+        """
+        if device == "cpu":
+            return Placement("cpu")
+        if self.client is not None:
+            reports = list(self.client.run(_worker_device).values())
+            return _decide(device, reports, 1)
+        processes = (self.workers or default_workers()) if self.scheduler == "processes" else 1
+        return _decide(device, [_worker_device()], processes)
+
+    def compute(self, tasks: Sequence[Any], *, progress: bool = False, desc: str = "blocks") -> list[Any]:
+        """Compute dask ``tasks`` (delayed objects), in order, with a progress bar."""
+        if not tasks:
+            return []
+        with Progress(len(tasks), desc, enabled=progress) as bar:
+            if self.client is None:
+                with _TaskProgress(bar, {t.key for t in tasks}):
+                    return list(dask.compute(*tasks, scheduler=self.scheduler,
+                                             num_workers=self.workers or default_workers()))
+            from distributed import as_completed
+
+            futures = self.client.compute(list(tasks))
+            for _ in as_completed(futures):
+                bar.update()
+            return list(self.client.gather(futures))
+
+
+@contextlib.contextmanager
+def session(scheduler: str | None = None, workers: int | None = None) -> Iterator[Session]:
+    """A :class:`Session` on the chosen scheduler (a cluster is started here for ``local``/``local-cuda``)."""
+    scheduler = check_scheduler(scheduler)
+    if workers is not None and workers < 1:
+        raise ParameterError(f"--workers {workers} must be at least 1")
+    if scheduler in LOCAL_SCHEDULERS:
+        yield Session(scheduler, workers)
+        return
+    with client(scheduler, workers) as c:
+        yield Session(scheduler, workers, c)
+
+
+def compute(
+    tasks: Sequence[Any],
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    desc: str = "blocks",
+) -> list[Any]:
+    """Compute dask ``tasks`` (delayed objects) under the chosen scheduler, with a progress bar.
+
+    Returns
+    -------
+    list
+        The tasks' results, in order.
+    """
+    with session(scheduler, workers) as s:
+        return s.compute(tasks, progress=progress, desc=desc)
