@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import fmt_bytes, fmt_rate, machine, peak_rss_of_command, table  # noqa: E402
+from _util import fmt_bytes, fmt_rate, machine, peak_rss_of_command, table
 
-from gpuseg.bench.pipeline import write_scribbles  # noqa: E402  (scribbles on 7 slices, 10 %, slice by slice)
+from gpuseg.bench.pipeline import write_scribbles  # scribbles on 7 slices, 10 %, slice by slice
 
 GOALS = {1024: 3 * 2**30, 2048: 4 * 2**30}
 

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, table  # noqa: E402
+from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, table
 
 BLOCK = 64
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, table  # noqa: E402
+from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, table
 
 
 def prepare(work: Path, size: int) -> tuple[str, str]:

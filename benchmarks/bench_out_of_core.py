@@ -17,7 +17,7 @@ import numpy as np
 import tifffile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import fmt_bytes, fmt_rate, machine, peak_rss_of_command, table  # noqa: E402
+from _util import fmt_bytes, fmt_rate, machine, peak_rss_of_command, table
 
 
 def write_slices(folder: Path, size: int, seed: int = 0) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, peak_rss_of_command, table  # noqa: E402
+from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, peak_rss_of_command, table
 
 CHUNK = 128
 TASKS = ("otsu", "threshold", "watershed", "compare", "compare-cli")

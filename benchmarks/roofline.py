@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _util import machine, table  # noqa: E402
+from _util import machine, table
 
 SIGMA = 2.0  # the Gaussian stage as benchmarked (bench_filter.py, bench_out_of_core.py)
 

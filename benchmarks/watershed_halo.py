@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import machine, table  # noqa: E402
+from _util import machine, table
 
 
 def phantoms(size: int, presets):
@@ -96,7 +96,7 @@ def _figure(halos, curves, worst, path, size) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for label, scores in curves.items():
+    for scores in curves.values():
         ax.plot(halos, 100 - np.array(scores), color="0.7", lw=0.8, marker=".", ms=3)
     ax.plot([], [], color="0.7", lw=0.8, marker=".", ms=3, label="one preset / input / window / chunk size")
     ax.plot(halos, 100 - np.array(worst), color="C3", lw=2, marker="o", label="worst case")

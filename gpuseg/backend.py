@@ -152,6 +152,40 @@ def to_host(array: Any) -> np.ndarray:
     return np.asarray(array)
 
 
+def count(values: Any, n: int) -> Any:
+    """Exact int64 counts of each of ``0 … n-1`` among ``values`` (integers known to lie in that range).
+
+    On the GPU without a synchronisation: ``cupy.bincount`` checks the sign and the maximum of
+    its input on the host, two synchronisations per call, which stall the stream in the
+    counting loops of histograms and comparisons; an atomic add into ``n`` bins does not.
+
+    Examples
+    --------
+    >>> count(np.array([0, 2, 2, 1]), 4).tolist()
+    [1, 1, 2, 0]
+    """
+    if for_array(values).name == "cpu":
+        return np.bincount(np.asarray(values).ravel(), minlength=n).astype(np.int64, copy=False)
+    import cupy
+
+    counts = cupy.zeros(n, cupy.uint64)  # atomicAdd has a native 64-bit unsigned form
+    cupy.add.at(counts, values.ravel(), cupy.uint64(1))
+    return counts.astype(cupy.int64)
+
+
+def scipy_precision(array: Any) -> Any:
+    """``array`` as the input from which this device's ``ndimage`` filters accumulate as scipy's do.
+
+    scipy sums every correlation in float64 and rounds each axis's result to the output
+    dtype; cupyx sums in ``promote_types(input, float32)``, i.e. float32 for float32 input.
+    Given float64 input, cupyx sums in float64 too, so CPU and GPU round the same sums to
+    float32 (a resumed run may continue on the other device). On the CPU: unchanged.
+    """
+    if for_array(array).name == "cpu":
+        return array
+    return array.astype("float64", copy=False)
+
+
 def free_device_memory() -> int:
     """Bytes the current GPU can still give this process: the driver's free memory plus cupy's cached pool blocks."""
     import cupy

@@ -83,7 +83,7 @@ def _output(first: Any, n: int, out: Any) -> Any:
     return out
 
 
-def _eigenvalues_2x2(a, b, c, out=None):
+def _eigenvalues_2x2(a, b, c, *, out=None):
     xp = backend.for_array(a).xp
     out = _output(a, 2, out)
     mean = (a + c) * 0.5
@@ -93,7 +93,7 @@ def _eigenvalues_2x2(a, b, c, out=None):
     return out
 
 
-def _eigenvalues_3x3(a00, a01, a02, a11, a12, a22, out=None):
+def _eigenvalues_3x3(a00, a01, a02, a11, a12, a22, *, out=None):
     xp = backend.for_array(a00).xp
     out = _output(a00, 3, out)
     dtype = a00.dtype

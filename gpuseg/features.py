@@ -74,8 +74,9 @@ FEATURE_CHUNKS = 64  # (C, 64³) float32 chunks: 61 channels make 64 MiB
 def device_bytes_per_voxel(channels: int) -> int:
     """Device memory per padded voxel while a block's features are computed: the float32 stack plus
     the temporaries of one scale (smoothed image, six Hessian or structure-tensor components and
-    the eigenvalue solver's work arrays, float32)."""
-    return 4 * channels + 64
+    the eigenvalue solver's work arrays, float32; plus the float64 copy each filter pass sums from on
+    the GPU, :func:`gpuseg.backend.scipy_precision`)."""
+    return 4 * channels + 72
 
 
 def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int, ...]) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int,
     xp = backend.for_array(source).xp
     results: dict[str, Any] = {}
     plan = next(iter(plans.values()))
-    opts = dict(truncate=plan.truncate, kernel=plan.kernel, mode=plan.mode, axes=axes)
+    opts: dict[str, Any] = dict(truncate=plan.truncate, kernel=plan.kernel, mode=plan.mode, axes=axes)
     if "structure_tensor_eigenvalues" in plans:
         inner, outer = plans["structure_tensor_eigenvalues"].sigmas
         results["structure_tensor_eigenvalues"] = filters.structure_tensor_eigenvalues(source, inner, outer, **opts)
@@ -133,6 +134,7 @@ def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int,
         dog = filters.gaussian_derivative(source, sigma1, (0,) * n, **opts)
         results["difference_of_gaussians"] = xp.subtract(smooth, dog, out=dog)[None]
     if "gaussian_smoothing" in plans:
+        assert smooth is not None  # order (0, ..., 0) was asked for above
         results["gaussian_smoothing"] = smooth[None]
     return results
 

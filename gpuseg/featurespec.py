@@ -94,18 +94,18 @@ class FeaturePlan:
 def feature_plan(name: str, scale: float, mode: str) -> FeaturePlan:
     if mode == "plain":
         sigma, presmooth = scale, None
-        options = dict(truncate=PLAIN_TRUNCATE, kernel="scipy", mode="reflect")
+        truncate, kernel, boundary = PLAIN_TRUNCATE, "scipy", "reflect"
     else:
         sigma = min(scale, PRESMOOTH_ABOVE)
         presmooth = math.sqrt(scale**2 - PRESMOOTH_ABOVE**2) if scale > PRESMOOTH_ABOVE else scale
-        options = dict(truncate=FEATURE_WINDOW, kernel="vigra", mode="mirror")
+        truncate, kernel, boundary = FEATURE_WINDOW, "vigra", "mirror"
     if name == "difference_of_gaussians":
         sigmas: tuple[float, ...] = (sigma, DOG_RATIO * sigma)
     elif name == "structure_tensor_eigenvalues":
         sigmas = (STRUCTURE_RATIO * sigma, sigma)
     else:
         sigmas = (sigma,)
-    return FeaturePlan(presmooth, sigmas, **options)
+    return FeaturePlan(presmooth, sigmas, truncate=truncate, kernel=kernel, mode=boundary)
 
 
 def _format_scale(scale: float) -> str:

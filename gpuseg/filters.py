@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,9 +20,9 @@ from .engine import Operation, Result, RunOptions, process
 from .errors import ParameterError
 
 Sigma = float | Sequence[float]
-# Device memory per padded voxel of a Gaussian block: the input (up to 4 bytes), its float32 copy,
-# one separable pass's temporary and the float32 result.
-GAUSSIAN_BYTES_PER_VOXEL = 16
+# Device memory per padded voxel of a Gaussian block: the input (up to 4 bytes), its float32 copy, the
+# float64 copy the GPU sums from (backend.scipy_precision), one pass's temporary and the float32 result.
+GAUSSIAN_BYTES_PER_VOXEL = 24
 
 
 def normalize_sigma(sigma: Sigma) -> tuple[float, float, float]:
@@ -33,10 +33,10 @@ def normalize_sigma(sigma: Sigma) -> tuple[float, float, float]:
     ParameterError
         If any sigma is not positive.
     """
-    values = [float(sigma)] * 3 if np.isscalar(sigma) else [float(s) for s in sigma]
+    values = [float(s) for s in sigma] if isinstance(sigma, Iterable) else [float(sigma)] * 3
     if len(values) != 3 or not all(s > 0 for s in values):
         raise ParameterError(f"sigma {sigma!r} must be one or three numbers > 0")
-    return tuple(values)  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 def kernel_radius(sigma: Sigma, truncate: float = 4.0) -> tuple[int, int, int]:
@@ -55,7 +55,7 @@ def kernel_radius(sigma: Sigma, truncate: float = 4.0) -> tuple[int, int, int]:
 def gaussian_block(block: Any, *, sigma: Sigma, truncate: float = 4.0) -> Any:
     """Gaussian filter of one block as float32, mode ``reflect`` (numpy or cupy in, same out)."""
     be = backend.for_array(block)
-    data = block.astype(be.xp.float32, copy=False)
+    data = backend.scipy_precision(block.astype(be.xp.float32, copy=False))
     return be.ndi.gaussian_filter(data, sigma, truncate=truncate, mode="reflect", output=be.xp.float32)
 
 
@@ -95,9 +95,9 @@ def gaussian(
     >>> bool(np.allclose(y, ndi.gaussian_filter(x, 1.5), rtol=1e-5, atol=1e-6))
     True
     """
-    params = {"sigma": normalize_sigma(sigma), "truncate": float(truncate)}
-    return process(GAUSSIAN, params, image, output, attrs={"sigma": list(params["sigma"]), "truncate": truncate},
-                   **options)
+    sigmas = normalize_sigma(sigma)
+    return process(GAUSSIAN, {"sigma": sigmas, "truncate": float(truncate)}, image, output,
+                   attrs={"sigma": list(sigmas), "truncate": truncate}, **options)
 
 
 GAUSSIAN = Operation(
@@ -159,6 +159,7 @@ def vigra_kernel1d(sigma: float, order: int, truncate: float) -> np.ndarray:
 def _filter_1d(data: Any, sigma: float, order: int, axis: int, truncate: float = 4.0, mode: str = "reflect",
                kernel: str = "scipy"):
     be = backend.for_array(data)
+    data = backend.scipy_precision(data)
     if kernel == "scipy":
         return be.ndi.gaussian_filter1d(data, sigma, axis=axis, order=order, mode=mode, truncate=truncate,
                                         output=be.xp.float32)

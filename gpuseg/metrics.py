@@ -59,9 +59,9 @@ def counts_block(*blocks: Any, phases: int, two_phase: bool = False) -> Any:
             flat = xp.where(flat > ACTIVE, 2, flat)
         bad = (flat < 0) | (flat > phases) if np.dtype(b.dtype).kind == "i" else flat > phases
         clipped.append(xp.where(bad, phases + 1, flat).astype(xp.int32))
-    parts = [xp.bincount(c, minlength=n) for c in clipped]
+    parts = [backend.count(c, n) for c in clipped]
     for i, j in itertools.combinations(range(len(blocks)), 2):
-        parts.append(xp.bincount(clipped[i] * n + clipped[j], minlength=n * n))
+        parts.append(backend.count(clipped[i] * n + clipped[j], n * n))
     return xp.concatenate(parts)
 
 
@@ -82,10 +82,10 @@ def _check_dtype(x: Any, name: str) -> None:
 
 
 def _declared_phases(sources: Sequence[Any]) -> int | None:
-    found = []
+    found: list[int] = []
     for s in sources:
-        if is_path(s) and metadata_phases(s) is not None:
-            found.append(metadata_phases(s))
+        if is_path(s) and (declared := metadata_phases(s)) is not None:
+            found.append(declared)
     return max(found) if found else None
 
 
@@ -235,7 +235,7 @@ def summarize(
         assigned = int(c[1:].sum())
         return {key: _ratio(c[p], assigned) for key, p in zip(keys, range(1, phases + 1))}
 
-    segs = []
+    segs: list[dict[str, Any]] = []
     for i in range(k):
         c = counts[i]
         segs.append({
@@ -270,7 +270,10 @@ def _against_truth(conf_full: np.ndarray, fr: Mapping[str, Any], truth_fr: Mappi
     evaluated = int(conf.sum())
     out: dict[str, Any] = {"confusion": conf_full.astype(int).tolist(), "evaluated": evaluated,
                            "accuracy": _ratio(sum(int(conf[p - 1, p]) for p in range(1, len(keys) + 1)), evaluated)}
-    dice, iou, dev, rel = {}, {}, {}, {}
+    dice: dict[str, float | None] = {}
+    iou: dict[str, float | None] = {}
+    dev: dict[str, float | None] = {}
+    rel: dict[str, float | None] = {}
     for p, key in enumerate(keys, start=1):
         tp, row, col = int(conf[p - 1, p]), int(conf[p - 1, :].sum()), int(conf[:, p].sum())
         dice[key] = _ratio(2 * tp, row + col)
@@ -278,8 +281,8 @@ def _against_truth(conf_full: np.ndarray, fr: Mapping[str, Any], truth_fr: Mappi
         if fr[key] is None or truth_fr[key] is None:
             dev[key] = rel[key] = None
         else:
-            dev[key] = fr[key] - truth_fr[key]
-            rel[key] = _ratio(dev[key], truth_fr[key])
+            dev[key] = deviation = fr[key] - truth_fr[key]
+            rel[key] = _ratio(deviation, truth_fr[key])
     out.update(dice=dice, iou=iou, fraction_deviation=dev, relative_fraction_deviation=rel,
                active_fraction_deviation=dev.get(str(ACTIVE)), relative_active_fraction_deviation=rel.get(str(ACTIVE)))
     return out
@@ -338,4 +341,5 @@ def write_difference(
     return os.fspath(output)
 
 
-DIFFERENCE = Operation("difference", difference_block, results={"output": Result(np.int8)})
+DIFFERENCE = Operation("difference", difference_block, results={"output": Result(np.int8)},
+                       same_on_every_device=True)

@@ -6,7 +6,7 @@ All three stream z-slabs: peak memory is one slab of ``chunks[0]`` slices, not t
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,7 +130,7 @@ def central_region(shape: Sequence[int], size: int | Sequence[int]) -> tuple[sli
     >>> central_region((10, 20, 30), 4)
     (slice(3, 7, None), slice(8, 12, None), slice(13, 17, None))
     """
-    sizes = [int(size)] * len(shape) if np.isscalar(size) else [int(s) for s in size]
+    sizes = [int(s) for s in size] if isinstance(size, Iterable) else [int(size)] * len(shape)
     if len(sizes) != len(shape) or any(s < 1 or s > n for s, n in zip(sizes, shape)):
         raise ParameterError(f"crop size {size} does not fit in a volume of shape {tuple(shape)}")
     return tuple(slice((n - s) // 2, (n - s) // 2 + s) for s, n in zip(sizes, shape))
@@ -157,7 +157,7 @@ def crop(
     if start is None:
         region = central_region(vol.shape, size)
     else:
-        sizes = [int(size)] * 3 if np.isscalar(size) else [int(s) for s in size]
+        sizes = [int(s) for s in size] if isinstance(size, Iterable) else [int(size)] * 3
         region = tuple(slice(int(a), int(a) + s) for a, s in zip(start, sizes))
         if any(r.start < 0 or r.stop > n or r.start >= r.stop for r, n in zip(region, vol.shape)):
             raise ParameterError(f"crop start {tuple(start)} + size {tuple(sizes)} leaves the volume {vol.shape}")

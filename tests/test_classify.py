@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import tifffile
-from tests.conftest import run_cli
-from tests.killer import ROOT
 from sklearn.ensemble import RandomForestClassifier
 
 from gpuseg import classify, io
 from gpuseg import features as feat
+from gpuseg.classify import forest as fo
 from gpuseg.classify import model_file, predictor, samples
 from gpuseg.classify import scribbles as scribble_io
-from gpuseg.classify import forest as fo
+from tests.conftest import run_cli
+from tests.killer import ROOT
 
 SPEC = feat.parse_features("gaussian:1.0,gradient:1.0,hessian:1.6")  # halo 6
 SHAPE = (30, 34, 38)
@@ -366,7 +366,6 @@ def test_gpu_training_gathers_the_same_features(data):
 
 
 def test_killed_prediction_resumes_to_the_same_bytes(tmp_path, reference, data):
-    import os
     import subprocess
     import sys
 

@@ -1,7 +1,5 @@
 import json
 from pathlib import Path
-import sys
-import types
 
 import numpy as np
 import pytest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -9,13 +10,10 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-import dataclasses
-
 from gpuseg import features, io
 from gpuseg.engine import process
 from gpuseg.errors import InputError, ParameterError
 from gpuseg.features import FeatureSpec, compute, compute_block, from_selection_matrix, parse_features
-
 from tests.conftest import run_cli
 
 RNG = np.random.default_rng(5)
@@ -99,7 +97,7 @@ def test_selection_matrix_import():
 
 
 def test_halo_values():
-    r = lambda s, w: int(w * s + 0.5)  # noqa: E731  (scipy's and vigra's window rule)
+    r = lambda s, w: int(w * s + 0.5)  # scipy's and vigra's window rule
     assert parse_features("hessian:10", mode="plain").halo == (r(10, 4),) * 3
     assert parse_features("st:10", mode="plain").halo == (r(5, 4) + r(10, 4),) * 3
     # ilastik: pre-smoothing sqrt(s^2 - 1) with window 3.5, then the feature at 1.0 with window 2
@@ -128,8 +126,8 @@ def _tensor(parts: dict, n: int) -> np.ndarray:
 def plain_reference(volume: np.ndarray, name: str, s: float) -> np.ndarray:
     """The plain-mode feature from scipy.ndimage.gaussian_filter and numpy's eigvalsh, in float64."""
     v = volume.astype(np.float64)
-    g = lambda x, sigma, order=0: ndi.gaussian_filter(x, sigma, order=order, mode="reflect", truncate=4.0)  # noqa: E731
-    unit = lambda *axes: [sum(a == k for a in axes) for k in range(3)]  # noqa: E731
+    g = lambda x, sigma, order=0: ndi.gaussian_filter(x, sigma, order=order, mode="reflect", truncate=4.0)
+    unit = lambda *axes: [sum(a == k for a in axes) for k in range(3)]
     if name == "gaussian_smoothing":
         return g(v, s)[None]
     if name == "laplacian_of_gaussian":
@@ -191,8 +189,8 @@ def ilastik_reference(volume: np.ndarray, name: str, s: float) -> np.ndarray:
     presmooth = math.sqrt(s * s - 1) if s > 1 else s
     sigma = min(s, 1.0)
     v = _ff_filter(v, presmooth, (0, 0, 0), 3.5)
-    f = lambda x, sg, orders: _ff_filter(x, sg, orders, 2.0)  # noqa: E731
-    unit = lambda *axes: [sum(a == k for a in axes) for k in range(3)]  # noqa: E731
+    f = lambda x, sg, orders: _ff_filter(x, sg, orders, 2.0)
+    unit = lambda *axes: [sum(a == k for a in axes) for k in range(3)]
     if name == "gaussian_smoothing":
         return f(v, sigma, (0, 0, 0))[None]
     if name == "laplacian_of_gaussian":
@@ -364,8 +362,7 @@ def test_gpu_equals_cpu(preset, mode, twod):
     cpu = compute_block(VOLUME, spec)
     gpu = compute_block(cupy.asarray(VOLUME), spec)
     assert isinstance(gpu, cupy.ndarray)
-    scale = np.abs(cpu).max(axis=(1, 2, 3), keepdims=True)
-    np.testing.assert_allclose(gpu.get(), cpu, rtol=1e-4, atol=1e-4 * scale)
+    _close_per_channel(gpu.get(), cpu)
 
 
 @pytest.mark.gpu
@@ -375,5 +372,13 @@ def test_gpu_chunked_path(tmp_path):
     spec = parse_features("default")
     out = compute(src, spec, f"{tmp_path}/f.zarr", device="gpu", chunks=7)
     cpu = compute(VOLUME, spec, device="cpu")
-    scale = np.abs(cpu).max(axis=(1, 2, 3), keepdims=True)
-    np.testing.assert_allclose(io.open_array(out)[:], cpu, rtol=1e-4, atol=1e-4 * scale)
+    _close_per_channel(io.open_array(out)[:], cpu)
+
+
+def _close_per_channel(got, want, rel=1e-5):
+    """Every channel within ``rel`` of its own largest magnitude: the GPU's filters sum in float64 as
+    scipy's do (backend.scipy_precision), so only last-bit differences of transcendental functions
+    remain on a real GPU (none on the test double)."""
+    scale = np.maximum(np.abs(want).max(axis=(1, 2, 3), keepdims=True), np.finfo(np.float32).tiny)
+    worst = float((np.abs(got.astype(np.float64) - want) / scale).max())
+    assert worst <= rel, f"largest difference {worst:.2e} of a channel's scale"

@@ -167,14 +167,17 @@ def test_two_d_axes_equal_per_slice_scipy():
 def test_vigra_kernels_are_moment_normalised(sigma, window):
     radius = int(math.floor(window * sigma + 0.5))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
+
+    def conv(f, k):
+        return float(np.sum(f(-x) * k))
+
     for order in (0, 1, 2):
         k = filters.vigra_kernel1d(sigma, order, window)
         assert len(k) == 2 * radius + 1
         # convolution at 0 with x^n/n! gives the n-th derivative, 1; lower powers give 0
-        conv = lambda f: float(np.sum(f(-x) * k))  # noqa: E731
-        assert conv(lambda t: t**order / math.factorial(order)) == pytest.approx(1.0, abs=1e-12)
+        assert conv(lambda t, n=order: t**n / math.factorial(n), k) == pytest.approx(1.0, abs=1e-12)
         for lower in range(order):
-            assert conv(lambda t: t**lower) == pytest.approx(0.0, abs=1e-12)
+            assert conv(lambda t, n=lower: t**n, k) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ParameterError):
         filters.vigra_kernel1d(1.0, 3, 2.0)
 

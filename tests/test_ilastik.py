@@ -8,15 +8,15 @@ import h5py
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-from tests.conftest import run_cli
 
 from gpuseg import classify, io
 from gpuseg import features as feat
+from gpuseg.classify import forest as fo
 from gpuseg.classify import model_file
 from gpuseg.classify import scribbles as scribble_io
-from gpuseg.classify import forest as fo
 from gpuseg.errors import InputError
 from gpuseg.io import ilastik
+from tests.conftest import run_cli
 
 SHAPE = (20, 24, 28)
 IDS = [b"GaussianSmoothing", b"LaplacianOfGaussian", b"GaussianGradientMagnitude",

@@ -112,7 +112,8 @@ def test_cli_json_csv_plots_difference(tmp_path, users, stored, capsys):
     assert [p["percent"] for p in report["pairs"]] == ref["pair_percent"]
     assert [s["accuracy"] for s in report["segmentations"]] == ref["accuracy"]
     assert [s["active_fraction_deviation"] for s in report["segmentations"]] == [d["1"] for d in ref["deviation"]]
-    rows = list(csv.DictReader(open(f"{out}.csv")))
+    with open(f"{out}.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     acc = {r["item"]: float(r["value"]) for r in rows if r["metric"] == "accuracy"}
     assert acc == dict(zip("ABC", ref["accuracy"]))
     assert run_cli("variability", f"{out}.json", f"{out}.json", "--methods", "S", "S again", "--output", tmp_path / "f3.png") == 0

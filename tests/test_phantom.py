@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from tests.conftest import run_cli
-from tests.killer import ROOT
 
 from gpuseg import phantom
 from gpuseg.errors import InputError, OutputError, ParameterError
 from gpuseg.phantom import microstructure, presets
 from gpuseg.phantom.region import Region
+from tests.conftest import run_cli
+from tests.killer import ROOT
 
 SHAPE = (48, 56, 52)  # not divisible by any chunk shape used below
 

@@ -12,7 +12,7 @@ import zarr
 
 from gpuseg import classify, features, filters, io, phantom
 from gpuseg.engine import faults, plan
-from gpuseg.segment import watershed
+from gpuseg.segment import threshold, watershed
 
 SHAPE = (24, 20, 22)
 BUDGETS = (1, 2**14, 2**28)  # host bytes per block: one chunk, a few, as large as the engine likes
@@ -37,7 +37,7 @@ def volume(tmp_path_factory):
 
 def _run_op(name, src, model, out, **kw):
     """One of the operations under test, writing below ``out``; returns the paths it writes."""
-    common = dict(device="cpu", chunks=8, **kw)
+    common = {"device": "cpu", "chunks": 8, **kw}
     if name == "filter":
         filters.gaussian(src, 1.5, output=f"{out}/g", **common)
         return [f"{out}/g"]
@@ -50,6 +50,9 @@ def _run_op(name, src, model, out, **kw):
     if name == "watershed":
         watershed.watershed(src, 100, 160, halo=4, output=f"{out}/w", **common)
         return [f"{out}/w"]
+    if name == "threshold":
+        threshold.apply_thresholds(src, (90, 150), output=f"{out}/t", **common)
+        return [f"{out}/t"]
     group = str(out).replace(".zarr", "-ph.zarr")
     phantom.generate(group, "nmc-2", SHAPE, seed=3, **common)
     return [f"{group}/truth", f"{group}/raw"]
@@ -67,21 +70,27 @@ def _arm(point: str, count: int) -> None:
     faults.hook = hook
 
 
-@pytest.mark.parametrize("name", ["filter", "features", "predict", "watershed", "phantom"])
-def test_random_kills_resume_to_the_uninterrupted_bytes(tmp_path, volume, monkeypatch, name):
+OPERATIONS = ["filter", "features", "predict", "watershed", "phantom"]  # and, across devices, one whose
+# bytes are the same on every device, so its chunks are kept when a resume changes device
+
+
+def _kill_and_resume(tmp_path, volume, monkeypatch, name, devices, least_kills=2):
+    """Kill ``name`` at four random moments, resuming each time with other workers, block budget,
+    scheduler and (cycling through ``devices``) device; the bytes must equal an uninterrupted run's on
+    the device that finished it (an output never mixes two devices' bits)."""
     src, model = volume
     # the watershed's blocks are fixed by its declaration (its bytes depend on them): make them small here
     monkeypatch.setattr(watershed, "WATERSHED", dataclasses.replace(watershed.WATERSHED, max_block_voxels=20**3))
-    reference = [zarr.open_array(p, mode="r")[:] for p in _run_op(name, src, model, tmp_path / "ref.zarr")]
     rng = np.random.default_rng(sum(map(ord, name)))
     kills, done, paths = 0, False, []
     try:
-        while kills < 4 and not done:  # four random moments per operation: twenty in all
+        while kills < 4 and not done:
             _arm(str(rng.choice(["block:written", "block:marked", "commit:start"])), int(rng.integers(1, 4)))
             monkeypatch.setattr(plan, "HOST_BLOCK_BYTES", BUDGETS[kills % 3])
+            device = devices[kills % len(devices)]
             try:
                 paths = _run_op(name, src, model, tmp_path / "out.zarr", workers=int(rng.integers(1, 9)),
-                                scheduler="synchronous")
+                                scheduler="synchronous", device=device)
                 done = True
             except Killed:
                 kills += 1
@@ -89,9 +98,23 @@ def test_random_kills_resume_to_the_uninterrupted_bytes(tmp_path, volume, monkey
         faults.hook = None
     if not done:  # resumed once more, with threads and yet another budget
         monkeypatch.setattr(plan, "HOST_BLOCK_BYTES", BUDGETS[int(rng.integers(0, 3))])
-        paths = _run_op(name, src, model, tmp_path / "out.zarr", workers=2, scheduler="threads")
-    assert kills >= 2
+        device = devices[-1]
+        paths = _run_op(name, src, model, tmp_path / "out.zarr", workers=2, scheduler="threads", device=device)
+    assert kills >= least_kills
+    reference = [zarr.open_array(p, mode="r")[:] for p in _run_op(name, src, model, tmp_path / "ref.zarr", device=device)]
     for got, want in zip(paths, reference):
         np.testing.assert_array_equal(zarr.open_array(got, mode="r")[:], want)
     leftovers = [p.name for p in tmp_path.rglob(".*")]
     assert not leftovers, leftovers
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_random_kills_resume_to_the_uninterrupted_bytes(tmp_path, volume, monkeypatch, name):
+    _kill_and_resume(tmp_path, volume, monkeypatch, name, ["cpu"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", [*OPERATIONS, "threshold"])
+def test_resuming_on_the_other_device_gives_the_same_bytes(tmp_path, volume, monkeypatch, name):
+    """CPU ↔ GPU between kills: float outputs start afresh on the other device, integer ones keep their chunks."""
+    _kill_and_resume(tmp_path, volume, monkeypatch, name, ["gpu", "cpu"], least_kills=1)  # GPU blocks are few

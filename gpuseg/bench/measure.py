@@ -54,7 +54,8 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    gpu, gpu_bytes = None, None
+    gpu: str | None = None
+    gpu_bytes: int | None = None
     try:
         from ..backend import gpu_status
 
@@ -65,7 +66,7 @@ def machine() -> dict[str, Any]:
             gpu, gpu_bytes = props["name"].decode(), int(props["totalGlobalMem"])
     except Exception:  # a broken CUDA install: report no GPU rather than fail the benchmark
         pass
-    gpu_text = f"{gpu} ({gpu_bytes / 2**30:.0f} GiB)" if gpu else "no GPU"
+    gpu_text = f"{gpu} ({gpu_bytes / 2**30:.0f} GiB)" if gpu and gpu_bytes is not None else "no GPU"
     return {
         "cpu": cpu, "cores": os.cpu_count() or 1, "memory_bytes": int(mem), "gpu": gpu, "gpu_memory_bytes": gpu_bytes,
         "platform": platform.platform(), "python": platform.python_version(),
@@ -98,10 +99,8 @@ class TreeSampler:
             try:
                 total = 0
                 for p in [self._proc, *self._proc.children(recursive=True)]:
-                    try:
+                    with contextlib.suppress(psutil.Error):  # a worker that just exited
                         total += p.memory_info().rss
-                    except psutil.Error:  # a worker that just exited
-                        pass
                 self.peak = max(self.peak, total)
             except psutil.Error:
                 return
@@ -137,6 +136,7 @@ def peak_rss_of(func: Callable, *args: Any, **kwargs: Any) -> tuple[float, int, 
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, func, args, kwargs))
     proc.start()
+    assert proc.pid is not None  # set by start()
     sampler = TreeSampler(proc.pid)
     try:
         while True:

@@ -92,7 +92,7 @@ def _write(path: str, data: np.ndarray, chunks: Any) -> None:
 
 
 def _read(path: str) -> np.ndarray:
-    return io.open_array(path)[:]
+    return np.asarray(io.open_array(path)[:])
 
 
 def _timed(t0: float, **extra: Any) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def run(
         "setup": [], "results": [],
     }
     made_root = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="gpuseg-bench-")) if made_root else Path(workdir)
+    root = Path(tempfile.mkdtemp(prefix="gpuseg-bench-")) if workdir is None else Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
     try:

@@ -241,6 +241,7 @@ def train(
             log.debug("iteration %d (%s): %.2f %% of the central %s crop changed label", i + 1, scribbles.names[i],
                       changed[-1], "x".join(str(s.stop - s.start) for s in region))
         previous = current
+    assert forest is not None  # sources is not empty (checked above)
     forest = forest.replace(info={**forest.info, "annotations": list(scribbles.names), "changed_percent": changed})
     if model is not None:
         model_file.save(forest, model)

@@ -50,7 +50,7 @@ class Scribbles:
         Where each annotation came from.
     """
 
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]  # (z, y, x)
     index: np.ndarray
     values: np.ndarray
     names: tuple[str, ...]

@@ -68,7 +68,8 @@ def _plot(args: argparse.Namespace, **marks) -> None:
     if hist is None:
         hist = threshold.histogram(args.input, chunks=options.chunks_of(args), scheduler=args.scheduler,
                                    workers=args.workers, progress=not args.quiet)
-    histogram_figure(*hist, args.plot, title=str(args.input), **marks)
+    counts, centers = hist
+    histogram_figure(counts, centers, args.plot, title=str(args.input), **marks)
     print(f"figure: {args.plot}")
 
 

@@ -71,6 +71,10 @@ class Operation:
     takes_block : bool
         Pass ``block=`` (the local :class:`~gpuseg.engine.blocks.Block`) to the kernel, e.g. to
         compute only the core.
+    same_on_every_device : bool
+        True when CPU and GPU give the same bytes (integer logic: thresholds, labels). Otherwise
+        (floating-point sums in another order, transcendental functions) a resume stays on the
+        device that began the output, or starts afresh, so an output never mixes devices' bits.
     """
 
     name: str
@@ -83,6 +87,7 @@ class Operation:
     max_block_voxels: Any = None
     blocking_invariant: bool = True
     takes_block: bool = False
+    same_on_every_device: bool = False
 
     def bind(self, params: Params, input_dtype: Any, want: Sequence[str] | None = None) -> Bound:
         """The declaration evaluated for ``params`` and an input of ``input_dtype``."""

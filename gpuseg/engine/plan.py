@@ -29,16 +29,26 @@ IN_FLIGHT = 3  # blocks on one device at once: one copied in, one computing, one
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """How a run is blocked: the work-block shape (a multiple of the chunk shape)."""
+    """How a run is blocked and where its bytes come from.
+
+    Attributes
+    ----------
+    block_shape : (z, y, x)
+        The work block, a multiple of the chunk shape.
+    device : {"cpu", "gpu"} or None
+        The device whose bytes the output holds; None for an operation that gives the same
+        bytes on every device.
+    """
 
     block_shape: Shape
+    device: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"block_shape": list(self.block_shape)}
+        return {"block_shape": list(self.block_shape), "device": self.device}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
-        return cls(tuple(int(b) for b in data["block_shape"]))
+        return cls(tuple(int(b) for b in data["block_shape"]), data.get("device"))
 
 
 def grow(shape: Sequence[int], chunk_shape: Sequence[int], max_voxels: int, min_blocks: int = 1,
@@ -98,18 +108,19 @@ def make(bound: Bound, shape: Sequence[int], chunk_shape: Sequence[int], *, devi
     block_shape : (z, y, x), optional
         An explicit block; must be a multiple of the chunks.
     """
+    source = None if bound.op.same_on_every_device else device
     if block_shape is not None:
         block = tuple(int(b) for b in block_shape)
         if len(block) != len(chunk_shape) or any(b < 1 or b % c for b, c in zip(block, chunk_shape)):
             raise ParameterError(f"block shape {block} must be a multiple of the chunk shape {tuple(chunk_shape)}")
-        return Plan(block)
+        return Plan(block, source)
     cap = bound.max_block_voxels or DEFAULT_BLOCK_VOXELS
     if not bound.op.blocking_invariant:  # the same block wherever and however it runs
-        return Plan(grow(shape, chunk_shape, cap, 1, bound.halo))
+        return Plan(grow(shape, chunk_shape, cap, 1, bound.halo), source)
     if device == "gpu":
         budget = gpu_block_voxels(bound.device_bytes_per_voxel, int(free_device_memory or 0), sharing)
         if bound.max_block_voxels:
             budget = min(budget, bound.max_block_voxels)
-        return Plan(grow(shape, chunk_shape, budget, IN_FLIGHT, bound.halo))
+        return Plan(grow(shape, chunk_shape, budget, IN_FLIGHT, bound.halo), source)
     budget = min(cap, max(1, HOST_BLOCK_BYTES // max(1, bound.host_bytes_per_voxel)))
-    return Plan(grow(shape, chunk_shape, budget, 2 * workers))
+    return Plan(grow(shape, chunk_shape, budget, 2 * workers), source)

@@ -39,13 +39,19 @@ def _block_task(bound: Bound, inputs: Sequence[Any], arrays: Mapping[str, Any], 
     return 1
 
 
-def _chosen_plan(pending: Sequence[outputs.BlockOutput], explicit: Sequence[int] | None) -> plan.Plan | None:
-    """The plan stored by the unfinished outputs, when they agree and no other was asked for."""
+def _chosen_plan(pending: Sequence[outputs.BlockOutput], explicit: Sequence[int] | None,
+                 device: str) -> plan.Plan | None:
+    """The plan stored by the unfinished outputs, when they agree, no other block was asked for, and
+    its bytes came from this device (or from an operation that gives the same bytes on every device)."""
     stored = {str(o.stored_plan) for o in pending}
     if len(stored) != 1 or pending[0].stored_plan is None:
         return None
     found = plan.Plan.from_dict(pending[0].stored_plan)
     if explicit is not None and tuple(explicit) != found.block_shape:
+        return None
+    if found.device not in (None, device):
+        log.info("%s: begun on the %s; on the %s its last bits would differ, so it starts afresh",
+                 pending[0].target, found.device.upper(), device.upper())
         return None
     return found
 
@@ -110,7 +116,7 @@ def run(
             return dict(targets)
         with cluster.session(scheduler, workers) as session:
             place = session.placement(device)
-            chosen = _chosen_plan(list(pending.values()), block_shape) or plan.make(
+            chosen = _chosen_plan(list(pending.values()), block_shape, place.device) or plan.make(
                 bound, shape, chunk_shape, device=place.device, workers=session.parallelism,
                 free_device_memory=place.free_device_memory, sharing=place.sharing, block_shape=block_shape)
             log.debug("%s: blocks of %s on the %s", bound.op.name, chosen.block_shape, place.device.upper())

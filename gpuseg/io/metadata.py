@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 VOXEL_SIZE_KEY = "voxel_size_nm"
 
 
-def provenance(source: str | None = None, **extra: Any) -> dict[str, Any]:
+def provenance(source: str | os.PathLike | None = None, **extra: Any) -> dict[str, Any]:
     """Attributes naming what wrote an output: the command line, the source and gpuseg's version."""
     from .. import __version__
 

@@ -76,8 +76,8 @@ def info(path: str | os.PathLike) -> VolumeInfo:
         with f:
             return VolumeInfo(str(path), "hdf5", ds.shape, ds.dtype, ds.chunks, dict(ds.attrs))
     if loc.kind == "npy":
-        arr = _open_npy(loc)
-        return VolumeInfo(str(path), "npy", arr.shape, arr.dtype, None, {})
+        npy = _open_npy(loc)
+        return VolumeInfo(str(path), "npy", npy.shape, npy.dtype, None, {})
     shape, dtype = tiff.stack_info(loc.container)
     return VolumeInfo(str(path), loc.kind, shape, dtype, None, {})
 

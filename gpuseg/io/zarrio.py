@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import zarr
@@ -16,6 +16,7 @@ from .paths import parse
 
 DEFAULT_CHUNKS = 128
 COMPRESSOR_LEVEL = 3
+AccessMode = Literal["r", "r+", "a", "w", "w-"]  # zarr.open's modes
 
 
 def compressor_for(dtype: Any) -> Any:
@@ -36,7 +37,7 @@ def normalize_chunks(chunks: int | Sequence[int] | None, shape: Sequence[int]) -
     ndim = len(shape)
     if chunks is None:
         chunks = DEFAULT_CHUNKS
-    values = [int(chunks)] * ndim if np.isscalar(chunks) else [int(c) for c in chunks]
+    values = [int(c) for c in chunks] if isinstance(chunks, Iterable) else [int(chunks)] * ndim
     if len(values) != ndim or min(values) < 1:
         from ..errors import ParameterError
 
@@ -44,7 +45,7 @@ def normalize_chunks(chunks: int | Sequence[int] | None, shape: Sequence[int]) -
     return tuple(max(1, min(c, s)) for c, s in zip(values, shape))
 
 
-def open_array(path: str | os.PathLike, mode: str = "r") -> zarr.Array:
+def open_array(path: str | os.PathLike, mode: AccessMode = "r") -> zarr.Array:
     """Open the zarr array at ``path`` (``store.zarr`` or ``store.zarr/inner/path``)."""
     loc = parse(path)
     if loc.kind != "zarr":

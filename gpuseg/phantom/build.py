@@ -34,7 +34,7 @@ def _shape(shape: Sequence[int]) -> tuple[int, int, int]:
         values = ()
     if len(values) != 3 or min(values) < 1:
         raise ParameterError(f"shape {shape!r} must be three positive integers (z y x)")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _pairs(label_map: Mapping[int, int] | None) -> list[list[int]]:
@@ -140,10 +140,11 @@ def make(
 
 def _histogram_group(regions: Sequence[np.ndarray], geom, seed, device) -> np.ndarray:
     be = backend.resolve(device)
-    total = None
+    total: np.ndarray | None = None
     for r in regions:
         h = microstructure.histogram_block(be.asarray(r), geom=geom, seed=seed)
         total = h if total is None else total + h
+    assert total is not None  # _grouped never makes an empty group
     return total
 
 
@@ -215,9 +216,10 @@ def generate(
         state = out.state
         attrs = {metadata.VOXEL_SIZE_KEY: [params["voxel_size_nm"]] * 3,
                  **metadata.provenance(preset=params["preset"], seed=int(seed))}
-        compute = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
+        compute: dict[str, Any] = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
 
-        def write(op: Operation, op_params: Mapping[str, Any], inputs: list, name: str, dtype: Any, extra_attrs=None):
+        def write(op: Operation, op_params: Mapping[str, Any], inputs: list, name: str, dtype: Any,
+                  shape: Sequence[int], chunk_shape: Sequence[int], extra_attrs=None):
             run.run(op.bind(op_params, dtype), inputs, {"output": f"{output}/{name}"}, shape=shape, chunks=chunk_shape,
                     attrs={**attrs, **(extra_attrs or {})}, identity=identity, **compute)
 
@@ -233,9 +235,9 @@ def generate(
                 state["levels"] = microstructure.thresholds(hist, params["am_fraction"], params["cbd_fraction"])
                 out.save_state(state)
             level = state["levels"]
-            extra = {"geometry": geom}
+            extra: dict[str, Any] = {"geometry": geom}
             write(LABELS, {"geom": geom, "seed": int(seed), "t_am": level["t_am"], "t_cbd": level["t_cbd"]},
-                  [Region(shape)], "truth", np.int64)
+                  [Region(shape)], "truth", np.int64, shape, chunk_shape)
             counts = level["counts"]
         else:
             extra = {"label_map": identity["label_map"], "source": os.fspath(labels)}
@@ -246,7 +248,7 @@ def generate(
                     params["voxel_size_nm"] = voxel[0]
                     attrs[metadata.VOXEL_SIZE_KEY] = voxel
                 chunk_shape = zarrio.normalize_chunks(chunks or src.chunks, shape)
-                write(MAP_LABELS, {"pairs": _pairs(label_map)}, [src], "truth", src.dtype)
+                write(MAP_LABELS, {"pairs": _pairs(label_map)}, [src], "truth", src.dtype, shape, chunk_shape)
             if "counts" not in state:
                 truth = zarrio.open_array(f"{output}/truth")
                 slices = [b.core for b in iter_blocks(shape, chunk_shape, 0)]
@@ -256,7 +258,7 @@ def generate(
             counts = state["counts"]
         truth = zarrio.open_array(f"{output}/truth")
         write(CT, {"model": model, "seed": int(seed), "shape": list(shape)}, [truth, Region(shape)], "raw",
-              params["dtype"], {"zero_grey": model["zero_grey"]})
+              params["dtype"], shape, chunk_shape, {"zero_grey": model["zero_grey"]})
         group = zarr.open_group(output, mode="r+")
         group.attrs.update(outputs.as_attrs({ATTRS_KEY: _record(params, model, seed, shape, counts, extra),
                                              metadata.VOXEL_SIZE_KEY: attrs[metadata.VOXEL_SIZE_KEY],
@@ -266,6 +268,7 @@ def generate(
 
 
 LABELS = Operation("phantom: labels", microstructure.label_block, results={"output": Result(np.uint8)})
-MAP_LABELS = Operation("phantom: labels", ct.map_labels_block, results={"output": Result(np.uint8)})
+MAP_LABELS = Operation("phantom: labels", ct.map_labels_block, results={"output": Result(np.uint8)},
+                       same_on_every_device=True)
 CT = Operation("phantom: CT", ct.ct_block, halo=lambda p: p["model"]["halo"],
                results={"output": Result(lambda p, _: p["model"]["dtype"])})

@@ -183,7 +183,7 @@ def histogram_block(region_block: Any, *, geom: Mapping[str, Any], seed: int) ->
     lo, hi = bounds(region_block)
     q1, qb, bins = quantized_fields(xp, geom, seed, lo, hi)
     flat = (q1 * bins[1] + qb).ravel()
-    return backend.to_host(xp.bincount(flat, minlength=bins[0] * bins[1])).astype(np.int64).reshape(bins)
+    return backend.to_host(backend.count(flat, bins[0] * bins[1])).reshape(bins)
 
 
 def thresholds(hist: np.ndarray, am_fraction: float, cbd_fraction: float) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def _int_counts(block: Any, *, offset: int, nbins: int) -> Any:
     flat = block.ravel()
     if offset or flat.dtype.kind != "u":  # unsigned values are their own bin index: no int64 copy
         flat = flat.astype(xp.int64) - offset
-    return xp.bincount(flat, minlength=nbins)
+    return backend.count(flat, nbins)
 
 
 def _float_counts(block: Any, *, first: Any, last: Any, nbins: int) -> Any:
@@ -68,7 +68,7 @@ def _float_counts(block: Any, *, first: Any, last: Any, nbins: int) -> Any:
     index[index == nbins] -= 1
     index[a < edges[index]] -= 1
     index[(a >= edges[index + 1]) & (index != nbins - 1)] += 1
-    return xp.bincount(index, minlength=nbins)
+    return backend.count(index, nbins)
 
 
 def _float_edges(dtype: Any, first: Any, last: Any, nbins: int) -> np.ndarray:
@@ -117,7 +117,7 @@ def histogram(
     >>> counts.tolist(), centers.tolist()
     ([2, 0, 1], [3, 4, 5])
     """
-    compute = dict(device=device, scheduler=scheduler, workers=workers, progress=progress)
+    compute: dict[str, Any] = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
     name = os.fspath(image) if is_path(image) else "the volume"
     with reduce.open_dask(image, chunks, progress=progress) as x:
         if x.size == 0:
@@ -265,7 +265,7 @@ def threshold_block(block: Any, *, thresholds: Sequence[float]) -> Any:
 
 
 THRESHOLD = Operation("threshold", threshold_block, results={"output": Result(np.uint8)},
-                      device_bytes_per_voxel=12, host_bytes_per_voxel=8)
+                      device_bytes_per_voxel=12, host_bytes_per_voxel=8, same_on_every_device=True)
 
 
 def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
@@ -313,7 +313,7 @@ def apply_thresholds(
     >>> apply_thresholds(np.array([[[5, 50, 150]]]), (20, 100), device="cpu").tolist()
     [[[3, 2, 1]]]
     """
-    values = _check_thresholds(thresholds if np.ndim(thresholds) else [thresholds])
+    values = _check_thresholds(np.atleast_1d(thresholds).tolist())
     phases = len(values) + 1
     if is_path(image) and output is None:
         raise ParameterError("thresholding a path needs an output path")

@@ -1,0 +1,7 @@
+"""``cucim.skimage.metrics``: scikit-image's metrics on device arrays (see ``_wrap``)."""
+
+from __future__ import annotations
+
+from ._wrap import module_getattr
+
+__getattr__ = module_getattr("metrics")
