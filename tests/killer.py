@@ -14,7 +14,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]  # the repository: the cwd for `python -m tests.killer`
 
 
-def install(point: str, count: int) -> None:
+class Killed(BaseException):
+    """Stands for a kill inside this process: not an Exception, so nothing on the way catches it."""
+
+
+def _die() -> None:
+    os._exit(137)
+
+
+def _raise() -> None:
+    raise Killed
+
+
+def install(point: str, count: int, kill=_die) -> None:
+    """Stop the run (``kill``: exit at once, or raise :class:`Killed`) the ``count``-th time it passes ``point``."""
     from gpuseg.engine import faults
 
     seen = {"n": 0}
@@ -23,9 +36,14 @@ def install(point: str, count: int) -> None:
         if name == point:
             seen["n"] += 1
             if seen["n"] >= count:
-                os._exit(137)
+                kill()
 
     faults.hook = hook
+
+
+def arm(point: str, count: int) -> None:
+    """:func:`install` for an in-process test: raise :class:`Killed` instead of exiting."""
+    install(point, count, _raise)
 
 
 def main(argv: list[str]) -> int:

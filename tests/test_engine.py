@@ -17,7 +17,8 @@ import scipy.ndimage as ndi
 from gpuseg import filters, io, volumes
 from gpuseg.engine import Operation, Result, blocks, faults, locks, outputs, plan, process
 from gpuseg.errors import OutputError, ParameterError
-from tests.killer import ROOT
+from tests import killer
+from tests.killer import ROOT, Killed
 
 
 def box_mean(block, *, size):
@@ -128,24 +129,9 @@ def test_output_equal_to_an_input_is_refused(tmp_path, src):
     np.testing.assert_array_equal(io.open_array(src)[:], before)
 
 
-class Killed(BaseException):
-    """Stands for a kill: not an Exception, so nothing on the way catches it."""
-
-
 @pytest.fixture
-def kill_after(monkeypatch):
-    def arm(point: str, count: int) -> None:
-        seen = {"n": 0}
-
-        def hook(name):
-            if name == point:
-                seen["n"] += 1
-                if seen["n"] >= count:
-                    raise Killed(name)
-
-        monkeypatch.setattr(faults, "hook", hook)
-
-    yield arm
+def kill_after():
+    yield killer.arm
     faults.hook = None
 
 

@@ -13,13 +13,11 @@ import zarr
 from gpuseg import classify, features, filters, io, phantom
 from gpuseg.engine import faults, plan
 from gpuseg.segment import threshold, watershed
+from tests import killer
+from tests.killer import Killed
 
 SHAPE = (24, 20, 22)
 BUDGETS = (1, 2**14, 2**28)  # host bytes per block: one chunk, a few, as large as the engine likes
-
-
-class Killed(BaseException):
-    """Stands for a kill: not an Exception, so nothing on the way catches it."""
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +56,6 @@ def _run_op(name, src, model, out, **kw):
     return [f"{group}/truth", f"{group}/raw"]
 
 
-def _arm(point: str, count: int) -> None:
-    seen = {"n": 0}
-
-    def hook(name):
-        if name == point:
-            seen["n"] += 1
-            if seen["n"] >= count:
-                raise Killed(name)
-
-    faults.hook = hook
-
-
 OPERATIONS = ["filter", "features", "predict", "watershed", "phantom"]  # and, across devices, one whose
 # bytes are the same on every device, so its chunks are kept when a resume changes device
 
@@ -85,7 +71,7 @@ def _kill_and_resume(tmp_path, volume, monkeypatch, name, devices, least_kills=2
     kills, done, paths = 0, False, []
     try:
         while kills < 4 and not done:
-            _arm(str(rng.choice(["block:written", "block:marked", "commit:start"])), int(rng.integers(1, 4)))
+            killer.arm(str(rng.choice(["block:written", "block:marked", "commit:start"])), int(rng.integers(1, 4)))
             monkeypatch.setattr(plan, "HOST_BLOCK_BYTES", BUDGETS[kills % 3])
             device = devices[kills % len(devices)]
             try:

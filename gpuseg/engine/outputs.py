@@ -8,16 +8,15 @@ one go (:func:`staged`) alike:
   paths (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere a journalled pair of renames that
   the next run rolls forward). A kill at any moment leaves the old or the new output at the
   target, never neither and never a mix.
-* **Two runs never mix.** A writer holds ``.NAME.gpuseg-lock`` (created exclusively, naming
-  its host, process and command); a second writer stops with one line naming the holder.
-  A lock whose process is dead (same host) is taken over.
+* **Two runs never mix.** A writer holds the output's lock (:mod:`.locks`); a second writer
+  stops with one line naming the holder.
 * **A resume is the same run.** A block output's partial carries a fingerprint of
   everything that defines its bytes: operation, parameters, shapes, chunks, and the
-  identity of every input (metadata plus a signature of its files' sizes and modification
-  times, :func:`input_signature`), so a replaced input or a changed parameter starts afresh
-  (one log line), never merges. The block plan is stored beside the fingerprint and reused
-  on resume, and completed chunks are recorded by chunk-grid coordinates, so a resume with
-  other workers, memory or device ends with the same bytes.
+  identity of every input (:mod:`.identity`), so a replaced input or a changed parameter
+  starts afresh (one log line), never merges. The block plan (block shape, and the device
+  whose bytes it holds) is stored beside the fingerprint and reused on resume, and completed
+  chunks are recorded by chunk-grid coordinates, so a resume with other workers or memory
+  ends with the same bytes.
 * **An output is never an input.** A target equal to, inside, or containing an input is refused.
 
 No other module renames or deletes anything an output path names; temporaries go through
