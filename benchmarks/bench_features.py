@@ -53,22 +53,24 @@ def run_gpuseg(n: int, preset: str, device: str, workers: int = 1) -> int:
     """Compute the feature stack of every block and reduce it (``workers`` threads); return the channel count."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from gpuseg import backend, blockwise, features
+    from gpuseg import backend, features
+    from gpuseg.engine import blocks, plan
 
     image = synthetic(n)
     spec = features.parse_features(preset)
     be = backend.resolve(device)
-    # the work blocks features.compute would use for a path: 64³ chunks grown while the stack stays < 256 MiB
-    max_voxels = max(BLOCK**3, features.MAX_BLOCK_BYTES // (4 * spec.channels))
-    block_shape = blockwise.auto_block_shape(image.shape, (BLOCK,) * 3, max_voxels)
+    # the work blocks features.compute would use for a path (one worker): the engine's plan
+    bound = features.FEATURES.bind({"spec": spec}, image.dtype)
+    block_shape = plan.make(bound, image.shape, (BLOCK,) * 3, device=be.name, workers=1,
+                            free_device_memory=backend.free_device_memory() if be.name == "gpu" else 0).block_shape
 
-    def one(block: blockwise.Block) -> float:
+    def one(block: blocks.Block) -> float:
         padded = be.asarray(image[block.padded])
         stack = features.compute_block(padded, spec, inner=block.inner)  # the core's stack only
         return float(stack[:, 0, 0, 0].sum())  # touch the result; on the GPU this synchronises
 
     with ThreadPoolExecutor(workers) as pool:
-        sum(pool.map(one, blockwise.iter_blocks(image.shape, block_shape, spec.halo)))
+        sum(pool.map(one, blocks.iter_blocks(image.shape, block_shape, spec.halo)))
     return spec.channels
 
 

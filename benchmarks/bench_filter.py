@@ -23,7 +23,7 @@ from _util import fmt_bytes, fmt_rate, machine, peak_rss_of, table
 
 
 def prepare(work: Path, size: int) -> tuple[str, str]:
-    from gpuseg import io
+    from gpuseg import volumes
 
     rng = np.random.default_rng(0)
     npy = work / f"in{size}.npy"
@@ -32,7 +32,7 @@ def prepare(work: Path, size: int) -> tuple[str, str]:
         arr[z : z + 64] = rng.random((min(64, size - z), size, size), dtype=np.float32)
     arr.flush()
     del arr
-    io.ingest(npy, work / f"in{size}.zarr/raw", chunks=128)
+    volumes.ingest(npy, work / f"in{size}.zarr/raw", chunks=128)
     return str(npy), str(work / f"in{size}.zarr/raw")
 
 

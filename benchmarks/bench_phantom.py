@@ -43,7 +43,7 @@ def run_labels(out: str, n: int, chunks: int, workers: int) -> dict:
     """Calibration and label passes only, into ``out/truth``; returns the true fractions."""
     import dask
 
-    from gpuseg import blockwise, cluster
+    from gpuseg.engine import blocks, cluster, run
     from gpuseg.phantom import build, microstructure, presets
     from gpuseg.phantom.region import Region
 
@@ -51,30 +51,30 @@ def run_labels(out: str, n: int, chunks: int, workers: int) -> dict:
     params = presets.resolve(PRESET)
     geom = microstructure.geometry(params)
     chunk_shape = (min(chunks, n),) * 3
-    regions = [Region(shape)[b.core] for b in blockwise.iter_blocks(shape, chunk_shape, 0)]
+    regions = [Region(shape)[b.core] for b in blocks.iter_blocks(shape, chunk_shape, 0)]
     tasks = [dask.delayed(build._histogram_group)(g, geom, 0, "cpu") for g in build._grouped(regions, workers)]
     hist = sum(cluster.compute(tasks, scheduler="threads", workers=workers))
     level = microstructure.thresholds(hist, params["am_fraction"], params["cbd_fraction"])
-    blockwise.run(microstructure.label_block, [Region(shape)], f"{out}/truth", shape=shape, dtype=np.uint8, halo=0,
-                  chunks=chunk_shape, device="cpu", scheduler="threads", workers=workers, overwrite=True,
-                  kwargs={"geom": geom, "seed": 0, "t_am": level["t_am"], "t_cbd": level["t_cbd"]})
+    bound = build.LABELS.bind({"geom": geom, "seed": 0, "t_am": level["t_am"], "t_cbd": level["t_cbd"]}, np.int64)
+    run.run(bound, [Region(shape)], {"output": f"{out}/truth"}, shape=shape, chunks=chunk_shape, attrs={},
+            identity=[], device="cpu", scheduler="threads", workers=workers, overwrite=True)
     return build._fractions(level["counts"])
 
 
 def run_ct(out: str, n: int, chunks: int, workers: int) -> None:
     """The CT model from ``out/truth`` to ``out/raw``."""
-    from gpuseg import blockwise
+    from gpuseg.engine import run
     from gpuseg.io import zarrio
-    from gpuseg.phantom import ct, presets
+    from gpuseg.phantom import build, ct, presets
     from gpuseg.phantom.region import Region
 
     params = presets.resolve(PRESET)
     model = ct.forward_params(params)
     shape = (n, n, n)
-    blockwise.run(ct.ct_block, [zarrio.open_array(f"{out}/truth"), Region(shape)], f"{out}/raw", shape=shape,
-                  dtype=params["dtype"], halo=model["halo"], chunks=(min(chunks, n),) * 3, device="cpu",
-                  scheduler="threads", workers=workers, overwrite=True,
-                  kwargs={"model": model, "seed": 0, "shape": list(shape)})
+    bound = build.CT.bind({"model": model, "seed": 0, "shape": list(shape)}, params["dtype"])
+    run.run(bound, [zarrio.open_array(f"{out}/truth"), Region(shape)], {"output": f"{out}/raw"}, shape=shape,
+            chunks=(min(chunks, n),) * 3, attrs={}, identity=[], device="cpu", scheduler="threads",
+            workers=workers, overwrite=True)
 
 
 def run_generate(out: str, n: int, chunks: int, workers: int) -> dict:

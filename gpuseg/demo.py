@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import config, filters, io, phantom
+from . import config, filters, io, phantom, volumes
 from .io import metadata
 from .plots import save_figure, subplots
 
@@ -45,7 +45,7 @@ def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dic
     attrs = {metadata.VOXEL_SIZE_KEY: [float(cfg["phantom"]["voxel_size_nm"])] * 3, **metadata.provenance()}
     chunks = io.zarrio.normalize_chunks(comp["chunks"], shape)
     for name, data in (("raw", raw), ("truth", truth)):
-        io.create_array(f"{store}/{name}", shape, data.dtype, chunks, attrs, overwrite=True)[:] = data
+        volumes.save(data, f"{store}/{name}", chunks=chunks, attrs=attrs, overwrite=True)
     smooth = filters.gaussian(
         f"{store}/raw", cfg["filter"]["sigma"], truncate=cfg["filter"]["truncate"], output=f"{store}/smooth",
         device=comp["device"], chunks=comp["chunks"], overwrite=True, **run,

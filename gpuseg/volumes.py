@@ -76,6 +76,29 @@ def ingest(
     return zarrio.open_array(output)
 
 
+def save(
+    data: np.ndarray,
+    output: str | os.PathLike[str],
+    *,
+    chunks: int | Sequence[int] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Any:
+    """Write an in-memory array as a compressed zarr array, replacing ``output`` only once it is written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> arr = save(np.ones((4, 4, 4), np.uint8), os.path.join(tempfile.mkdtemp(), "a.zarr/x"), chunks=2)
+    >>> arr.chunks, int(arr[:].sum())
+    ((2, 2, 2), 64)
+    """
+    with outputs.staged(output, overwrite=overwrite) as staged:
+        zarrio.create_array(staged, data.shape, data.dtype, zarrio.normalize_chunks(chunks, data.shape),
+                            attrs)[...] = data
+    return zarrio.open_array(output)
+
+
 def export(
     source: str | os.PathLike,
     output: str | os.PathLike,

@@ -282,3 +282,12 @@ def test_two_concurrent_runs_into_one_output_never_mix(tmp_path, src, vol):
     assert b.returncode == 2 and len(lines) == 1 and "another gpuseg run is writing it" in lines[0], b.stderr
     np.testing.assert_allclose(io.open_array(target)[:], ndi.gaussian_filter(vol, 1.0, mode="reflect"),
                                rtol=1e-5, atol=1e-6)  # all of A, nothing of B
+
+
+def test_overwrite_recomputes_even_the_same_run(tmp_path, src):
+    target = tmp_path / "out.zarr"
+    filters.gaussian(src, 1.0, output=target, device="cpu")
+    good = io.open_array(target)[:]
+    io.open_array(target, mode="r+")[:] = 0  # damaged since
+    filters.gaussian(src, 1.0, output=target, overwrite=True, device="cpu")
+    np.testing.assert_array_equal(io.open_array(target)[:], good)

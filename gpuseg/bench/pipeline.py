@@ -95,16 +95,18 @@ def write_scribbles(truth_path: str | Path, out_path: str | Path, fraction: floa
     Returns the number of labelled voxels.
     """
     from .. import io
+    from ..engine import outputs
 
     truth = io.open_array(truth_path)
-    out = io.create_array(out_path, truth.shape, np.uint8, (1, *truth.chunks[1:]))
     rng = np.random.default_rng(seed)
     labelled = 0
-    for z in np.linspace(0, truth.shape[0] - 1, SCRIBBLE_SLICES + 2).round().astype(int)[1:-1]:
-        page = np.asarray(truth[int(z)])
-        drawn = np.where(rng.random(page.shape) < fraction, page, 0).astype(np.uint8)
-        out[int(z)] = drawn
-        labelled += int(np.count_nonzero(drawn))
+    with outputs.staged(out_path, overwrite=True) as staged:
+        out = io.create_array(staged, truth.shape, np.uint8, (1, *truth.chunks[1:]))
+        for z in np.linspace(0, truth.shape[0] - 1, SCRIBBLE_SLICES + 2).round().astype(int)[1:-1]:
+            page = np.asarray(truth[int(z)])
+            drawn = np.where(rng.random(page.shape) < fraction, page, 0).astype(np.uint8)
+            out[int(z)] = drawn
+            labelled += int(np.count_nonzero(drawn))
     return labelled
 
 

@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io
-from ..io import zarrio
+from .. import io, volumes
 
 NAMES = {
     "ingest": "tifffile + zarr (whole array)",
@@ -88,7 +87,7 @@ def fits(stage: str, voxels: int, raw_itemsize: int, available: int | None = Non
 
 
 def _write(path: str, data: np.ndarray, chunks: Any) -> None:
-    io.create_array(path, data.shape, data.dtype, zarrio.normalize_chunks(chunks, data.shape), overwrite=True)[:] = data
+    volumes.save(data, path, chunks=chunks, overwrite=True)
 
 
 def _read(path: str) -> np.ndarray:

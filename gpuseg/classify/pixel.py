@@ -309,10 +309,12 @@ def classify_block(image: Any, *, model: Any, spec: Any, prob_dtype: str = "uint
     proba = xp.empty((k, X.shape[0]), predictor.proba_dtype(X))  # channel-major (K, N), written in place
     predictor.predict_proba(X, forest, out=proba.T)
     del stackf, X
-    best, first, second = top_two(proba)
-    out = {"labels": xp.asarray(forest.classes.astype(np.uint8))[best].reshape(core)}
-    if "uncertainty" in want:
-        out["uncertainty"] = _to_dtype(xp, (1 - (first - second)).reshape(core), prob_dtype)
+    if "uncertainty" in want:  # the two largest of every voxel: only when asked for
+        best, first, second = top_two(proba)
+        out = {"uncertainty": _to_dtype(xp, (1 - (first - second)).reshape(core), prob_dtype)}
+    else:
+        best, out = xp.argmax(proba, axis=0), {}
+    out["labels"] = xp.asarray(forest.classes.astype(np.uint8))[best].reshape(core)
     if "probabilities" in want:
         out["probabilities"] = _to_dtype(xp, proba.reshape((k, *core)), prob_dtype)
     return {name: out[name] for name in want}

@@ -157,6 +157,7 @@ def run_block(bound: Bound, parts: Sequence[Any], block: Block, be: backend.Back
         results = _on_device(bound, parts, block, be, clock, 0)
     if bound.op.finish is not None:  # host work outside the device slot, then the crop
         results = {k: crop(bound.op.finish(v, **bound.params), block) for k, v in results.items()}
+        clock.lap("compute")
     return results
 
 

@@ -297,7 +297,9 @@ class BlockOutput(_Locked):
         super().__init__()
 
     def _prepare(self) -> None:
-        self.complete = self._committed_by_this_run()
+        # A target holding this very run's output (a kill came between the commits of a run's several
+        # outputs) is done, unless the user asked to replace it.
+        self.complete = not self.overwrite and self._committed_by_this_run()
         if self.complete:  # killed after its commit: what is left beside it is the replaced old output
             remove(node(self.partial))
         else:

@@ -115,8 +115,8 @@ def make(bound: Bound, shape: Sequence[int], chunk_shape: Sequence[int], *, devi
             raise ParameterError(f"block shape {block} must be a multiple of the chunk shape {tuple(chunk_shape)}")
         return Plan(block, source)
     cap = bound.max_block_voxels or DEFAULT_BLOCK_VOXELS
-    if not bound.op.blocking_invariant:  # the same block wherever and however it runs
-        return Plan(grow(shape, chunk_shape, cap, 1, bound.halo), source)
+    if not bound.op.blocking_invariant:  # the same block wherever and however it runs; the cap bounds its core
+        return Plan(grow(shape, chunk_shape, cap), source)
     if device == "gpu":
         budget = gpu_block_voxels(bound.device_bytes_per_voxel, int(free_device_memory or 0), sharing)
         if bound.max_block_voxels:
