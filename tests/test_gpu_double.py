@@ -13,6 +13,7 @@ import pytest
 import scipy.ndimage as sndi
 
 from gpuseg import backend
+from tests.test_forest import _at_thresholds
 
 
 def test_cpu_tests_see_no_double():
@@ -343,19 +344,6 @@ def _forest_and_sklearn(X, y, trees):
     return forest, clf
 
 
-def _rows_at_thresholds(clf, X, shift):
-    rows = []
-    for est in clf.estimators_:
-        inner = est.tree_.children_left != -1
-        t32 = est.tree_.threshold[inner].astype(np.float32)  # nearest float32: the hard cases
-        if shift:
-            t32 = np.nextafter(t32, np.float32(np.inf * shift))
-        block = np.repeat(X[:1], inner.sum(), axis=0)
-        block[np.arange(inner.sum()), est.tree_.feature[inner]] = t32
-        rows.append(block)
-    return np.concatenate(rows)
-
-
 def test_raw_kernel_runs_the_real_forest_kernel_like_sklearn(gpu_double):
     import cupy
 
@@ -366,7 +354,7 @@ def test_raw_kernel_runs_the_real_forest_kernel_like_sklearn(gpu_double):
     y = (np.digitize(X[:, 0] + 0.5 * X[:, 1] ** 2 + rng.normal(0, 0.5, 1500), [0.0, 1.0]) + 1).astype(np.uint8)
     forest, clf = _forest_and_sklearn(X, y, trees=12)
     test = rng.normal(size=(3000, 6)).astype(np.float32)
-    rows = np.concatenate([test] + [_rows_at_thresholds(clf, X, s) for s in (0, 1, -1)])
+    rows = np.concatenate([test] + [_at_thresholds(clf, X, s) for s in (0, 1, -1)])
     got = forest_gpu.predict_proba(cupy.asarray(rows), forest).get()
     np.testing.assert_allclose(got, clf.predict_proba(rows), atol=1e-6, rtol=0)
     # channel-major features read through a transposed view, written into a strided output

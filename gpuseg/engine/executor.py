@@ -131,9 +131,8 @@ def _stitch(bound: Bound, parts: Sequence[Any], block: Block, be: backend.Backen
     for half in split(block, bound.halo):
         rel = tuple(slice(p.start - q.start, p.stop - q.start) for p, q in zip(half.padded, block.padded))
         sub = [p[(Ellipsis, *rel)] for p in parts]
-        local = Block(half.index, half.core, tuple(slice(0, s.stop - s.start) for s in half.padded), half.inner)
         where = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(half.core, block.core))
-        for name, value in _on_device(bound, sub, local, be, clock, depth + 1).items():
+        for name, value in _on_device(bound, sub, half.local(), be, clock, depth + 1).items():
             if name not in out:
                 out[name] = np.empty((*value.shape[:-3], *extent(block.core)), value.dtype)
             out[name][(Ellipsis, *where)] = value
@@ -146,7 +145,7 @@ def run_block(bound: Bound, parts: Sequence[Any], block: Block, be: backend.Back
 
     Parameters
     ----------
-    parts : sequence of host arrays
+    parts : sequence of arrays (host or device)
         Each input's padded region (``block.padded`` of the volume).
     block : Block
         Its ``padded`` must be counted from 0 (see :meth:`Block.local`).

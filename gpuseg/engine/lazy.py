@@ -22,13 +22,12 @@ def _whole(bound: Bound, arrays: Sequence[Any], be: backend.Backend) -> dict[str
         value = executor.call_kernel(bound, parts, block)
     results = value if bound.multi else {bound.names[0]: value}
     if bound.op.finish is not None:
-        results = {k: be.asarray(bound.op.finish(tuple(backend.to_host(x) for x in v), **bound.params))
-                   for k, v in results.items()}
+        results = {k: be.asarray(bound.op.finish(v, **bound.params)) for k, v in results.items()}
     return {k: crop(v, block) for k, v in results.items()}
 
 
 def _block(bound: Bound, parts: Sequence[Any], block: Block, device: str) -> dict[str, Any]:
-    return executor.run_block(bound, [backend.to_host(p) for p in parts], block, backend.resolve(device))
+    return executor.run_block(bound, parts, block, backend.resolve(device))  # the executor moves them
 
 
 def apply(bound: Bound, *arrays: Any, chunks: int | Sequence[int] | None = None, device: str = "auto") -> Any:

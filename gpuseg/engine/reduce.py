@@ -54,7 +54,7 @@ def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progres
 
 def _chunk_call(func: Callable[..., Any], blocks: Sequence[Any], kwargs: Mapping[str, Any], device: str) -> np.ndarray:
     """One chunk of every input through the executor onto ``device``, reduced by ``func`` to host int64 counts."""
-    counts = executor.run_on_device(func, [backend.to_host(b) for b in blocks], backend.resolve(device), dict(kwargs))
+    counts = executor.run_on_device(func, blocks, backend.resolve(device), dict(kwargs))  # the executor moves them
     return np.asarray(counts, dtype=np.int64)
 
 
