@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
@@ -18,6 +19,56 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "segment": {"method": "otsu"},
     "compute": {"device": "auto", "scheduler": "threads", "workers": None, "chunks": 48},
 }
+
+
+Rule = tuple[Callable[[Any], bool], str]
+"""A test a config value must pass, and what it must be (for the message)."""
+
+
+def _number(v: Any, low: float = 0.0) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > low
+
+
+def _integer(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _one_or_three(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: test(v) or (isinstance(v, list) and len(v) == 3 and all(map(test, v)))
+
+
+DEMO_RULES: dict[str, Rule] = {
+    "output": (lambda v: isinstance(v, str) and bool(v.strip()), "a folder path"),
+    "phantom.shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(_integer(n, 16) for n in v),
+                      "three integers >= 16 (z y x voxels)"),
+    "phantom.seed": (lambda v: _integer(v, 0), "an integer >= 0"),
+    "phantom.voxel_size_nm": (_number, "a number > 0 (nm)"),
+    "filter.sigma": (_one_or_three(_number), "a number > 0 or three (z y x voxels)"),
+    "filter.truncate": (lambda v: _number(v) and v <= 10, "a number > 0 and <= 10"),
+    "segment.method": (lambda v: v == "otsu", "otsu (the method the demo runs)"),
+    "compute.device": (lambda v: v in ("auto", "cpu", "gpu"), "auto, cpu or gpu"),
+    "compute.scheduler": (lambda v: isinstance(v, str) and bool(v), "a scheduler name or address"),
+    "compute.workers": (lambda v: v is None or _integer(v, 1), "null (all cores) or an integer >= 1"),
+    "compute.chunks": (_one_or_three(lambda n: _integer(n, 1)), "an integer >= 1 or three (z y x)"),
+}
+
+
+def check(cfg: Mapping[str, Any], rules: Mapping[str, Rule], where: str = "config") -> None:
+    """Raise :class:`InputError` naming the first key of ``cfg`` whose value breaks its rule.
+
+    Examples
+    --------
+    >>> check({"filter": {"sigma": "one"}}, {"filter.sigma": (lambda v: isinstance(v, float), "a number")})
+    Traceback (most recent call last):
+    ...
+    gpuseg.errors.InputError: config: key 'filter.sigma' is 'one'; it must be a number
+    """
+    for key, (test, wanted) in rules.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = value[part]
+        if not test(value):
+            raise InputError(f"{where}: key {key!r} is {value!r}; it must be {wanted}")
 
 
 def merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str = "") -> dict[str, Any]:
@@ -36,8 +87,9 @@ def merge(defaults: Mapping[str, Any], given: Mapping[str, Any], where: str = ""
     return out
 
 
-def load(path: str | os.PathLike | None, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Read the YAML file at ``path`` (None: the defaults alone) and merge it onto ``defaults``.
+def load(path: str | os.PathLike | None, defaults: Mapping[str, Any],
+         rules: Mapping[str, Rule] | None = None) -> dict[str, Any]:
+    """Read the YAML file at ``path`` (None: the defaults alone), merge it onto ``defaults``, check ``rules``.
 
     Examples
     --------
@@ -55,4 +107,6 @@ def load(path: str | os.PathLike | None, defaults: Mapping[str, Any]) -> dict[st
         raise InputError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from exc
     if not isinstance(given, Mapping):
         raise InputError(f"{path}: a config must be a YAML mapping of keys to values")
-    return merge(defaults, given)
+    merged = merge(defaults, given)
+    check(merged, rules or {}, str(path))
+    return merged

@@ -14,17 +14,21 @@ from typing import Any
 import numpy as np
 
 from . import config, filters, io, phantom, volumes
+from .engine import outputs
+from .errors import OutputError
 from .io import metadata
 from .plots import save_figure, subplots
 
 
-def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dict[str, Any]:
+def run_demo(cfg: dict[str, Any] | None = None, *, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the demo pipeline and return what it measured.
 
     Parameters
     ----------
     cfg : dict, optional
         A config like ``configs/demo.yaml`` (default: :data:`gpuseg.config.DEMO_DEFAULTS`).
+    overwrite : bool
+        Replace the ``demo.zarr`` and ``demo.png`` of an earlier demo in the output folder.
 
     Returns
     -------
@@ -35,9 +39,14 @@ def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dic
     from .segment.threshold import histogram, otsu
 
     cfg = config.merge(config.DEMO_DEFAULTS, cfg or {})
+    config.check(cfg, config.DEMO_RULES)
     out = Path(cfg["output"])
-    out.mkdir(parents=True, exist_ok=True)
     store = out / "demo.zarr"
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; the demo writes a folder (demo.zarr, demo.png): choose another --output")
+    for written in (store, out / "demo.png"):
+        outputs.check_new(written, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
     comp = cfg["compute"]
     run = {"scheduler": comp["scheduler"], "workers": comp["workers"], "progress": progress}
     shape = tuple(cfg["phantom"]["shape"])
@@ -68,18 +77,44 @@ def run_demo(cfg: dict[str, Any] | None = None, *, progress: bool = True) -> dic
 
 
 def _figure(store: Path, hist, threshold: float, path: os.PathLike) -> None:
-    """Central z-slices of raw, filtered and segmented volume (only those slices are read), and the histogram."""
-    slices = {name: io.open_array(f"{store}/{name}") for name in ("raw", "smooth", "segmentation")}
-    z = slices["raw"].shape[0] // 2
-    fig, ax = subplots(1, 4, figsize=(14, 3.6))
-    ax[0].imshow(slices["raw"][z], cmap="gray"), ax[0].set_title("tomogram (central z-slice)")
-    ax[1].imshow(slices["smooth"][z], cmap="gray"), ax[1].set_title("Gaussian filtered")
-    ax[2].imshow(slices["segmentation"][z], cmap="viridis", vmin=0, vmax=2), ax[2].set_title("segmentation (1 = active)")
-    for a in ax[:3]:
-        a.axis("off")
+    """Central z-slices of raw, filtered, segmented volume and truth, where segmentation and truth differ, and the
+    histogram with the Otsu threshold. Only those slices are read."""
+    from matplotlib.patches import Patch
+
+    from .io.slices import read_slices
+    from .metrics import difference_block
+    from .plots import DIFF_COLOURS, class_handles, draw_histogram, draw_slice, grey_range
+
+    views = {name: read_slices(f"{store}/{name}", axes=(0,)) for name in ("raw", "smooth", "segmentation", "truth")}
+    raw = views["raw"]
+    shape, z, voxel = raw.shape, raw.indices[0], raw.voxel_size
+    fig, ax = subplots(2, 3, figsize=(12, 7.6), layout="constrained")
+    sigma = views["smooth"].attrs.get("sigma")
+    titles = {"raw": "tomogram (synthetic CT)",
+              "smooth": f"Gaussian filtered, σ = {sigma[0]:g} voxel" if sigma else "Gaussian filtered"}
+    for a, name in zip(ax[0, :2], ("raw", "smooth")):
+        image = views[name].images[0]
+        art = draw_slice(a, image, axis=0, index=z, shape=shape, voxel_size=voxel, grey_range=grey_range([image]),
+                         title=titles[name])
+        fig.colorbar(art, ax=a, shrink=0.8, pad=0.02).set_label("grey value", fontsize=8)
+    for a, name, text in ((ax[1, 0], "segmentation", f"Otsu segmentation (t = {threshold:.1f})"),
+                          (ax[1, 1], "truth", "truth (phantom labels)")):
+        view = views[name]
+        draw_slice(a, view.images[0], axis=0, index=z, shape=shape, voxel_size=voxel, kind="labels", title=text)
+        named = metadata.label_names(view.values(), view.attrs)
+        a.legend(handles=class_handles({v: [n] for v, n in named.items()}), loc="upper center",
+                 bbox_to_anchor=(0.5, -0.06), ncols=3, fontsize=7, frameon=False)
+    diff = np.asarray(difference_block(views["segmentation"].images[0], views["truth"].images[0], phase=1))
+    draw_slice(ax[1, 2], diff, axis=0, index=z, shape=shape, voxel_size=voxel, kind="difference",
+               title=f"segmentation − truth: {100 * np.mean(diff != 0):.1f} % differ")
+    ax[1, 2].legend(handles=[Patch(color=DIFF_COLOURS[1], label="only the segmentation is active"),
+                             Patch(color=DIFF_COLOURS[-1], label="only the truth is active")],
+                    loc="upper center", bbox_to_anchor=(0.5, -0.06), fontsize=7, frameon=False)
     counts, centers = hist
-    ax[3].bar(centers, counts, width=float(np.median(np.diff(centers))), color="0.3", linewidth=0)
-    ax[3].axvline(threshold, color="C3", label=f"Otsu {threshold:.1f}")
-    ax[3].set_xlabel("grey value (filtered)"), ax[3].set_ylabel("voxels"), ax[3].legend()
-    fig.tight_layout()
+    draw_histogram(ax[0, 2], counts, centers, thresholds={"Otsu": threshold}, xlabel="grey value (filtered)")
+    ax[0, 2].set_title("histogram of the filtered volume", fontsize=8)
+    ax[0, 2].xaxis.label.set_size(8), ax[0, 2].yaxis.label.set_size(8)
+    size = f", voxel {voxel[2]:g} nm" if voxel else ""
+    fig.suptitle(f"gpuseg demo: {' × '.join(map(str, shape))} synthetic electrode (nmc-2){size}: "
+                 f"filter, Otsu threshold, compare with the truth", fontsize=10)
     save_figure(fig, path, dpi=90)

@@ -32,3 +32,10 @@ class ParameterError(GpusegError, ValueError):
 
 class DeviceError(GpusegError, RuntimeError):
     """The requested compute device is not available."""
+
+
+class RunError(GpusegError, RuntimeError):
+    """A run could not go on: its scheduler was lost, its workers kept dying, the disk filled.
+
+    What was written stays resumable: rerunning the same command continues it.
+    """

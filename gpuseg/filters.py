@@ -15,11 +15,15 @@ from typing import Any
 import numpy as np
 from typing_extensions import Unpack
 
-from . import backend
+from . import backend, validate
 from .engine import Operation, Result, RunOptions, process
 from .errors import ParameterError
 
 Sigma = float | Sequence[float]
+MAX_RADIUS = 128
+"""Voxels a kernel may reach to each side (a block's halo): sigma 32 at the default truncate."""
+MAX_TRUNCATE = 10.0
+"""Kernel size factor beyond which the weights added are below float32's resolution."""
 # Device memory per padded voxel of a Gaussian block: the input (up to 4 bytes), its float32 copy, the
 # float64 copy the GPU sums from (backend.scipy_precision), one pass's temporary and the float32 result.
 GAUSSIAN_BYTES_PER_VOXEL = 24
@@ -33,10 +37,11 @@ def normalize_sigma(sigma: Sigma) -> tuple[float, float, float]:
     ParameterError
         If any sigma is not positive.
     """
-    values = [float(s) for s in sigma] if isinstance(sigma, Iterable) else [float(sigma)] * 3
-    if len(values) != 3 or not all(s > 0 for s in values):
-        raise ParameterError(f"sigma {sigma!r} must be one or three numbers > 0")
-    return values[0], values[1], values[2]
+    values = list(sigma) if isinstance(sigma, Iterable) else [sigma] * 3
+    if len(values) != 3:
+        raise ParameterError(f"--sigma takes one number or three (z y x), not {len(values)}")
+    z, y, x = (validate.number("--sigma", s, above=0) for s in values)
+    return z, y, x
 
 
 def kernel_radius(sigma: Sigma, truncate: float = 4.0) -> tuple[int, int, int]:
@@ -47,9 +52,30 @@ def kernel_radius(sigma: Sigma, truncate: float = 4.0) -> tuple[int, int, int]:
     >>> kernel_radius(2.0, truncate=4.0)
     (8, 8, 8)
     """
-    if truncate <= 0:
-        raise ParameterError(f"truncate {truncate} must be > 0")
+    truncate = validate.number("--truncate", truncate, above=0, at_most=MAX_TRUNCATE)
     return tuple(int(truncate * s + 0.5) for s in normalize_sigma(sigma))  # type: ignore[return-value]
+
+
+def check_kernel(sigma: Sigma, truncate: float, shape: Sequence[int]) -> None:
+    """Refuse a Gaussian wider than the volume or reaching further than :data:`MAX_RADIUS` voxels.
+
+    Wider than the volume, it only averages the volume; reaching further, each block would
+    carry a halo of more voxels than the block itself, and the run would not end in any useful time.
+
+    Examples
+    --------
+    >>> check_kernel(1.0, 4.0, (32, 32, 32))
+    >>> check_kernel(1e6, 4.0, (32, 32, 32))
+    Traceback (most recent call last):
+    ...
+    gpuseg.errors.ParameterError: --sigma 1e+06 is wider than the volume along z (32 voxels): use sigma <= 32
+    """
+    for axis, s, r, n in zip("zyx", normalize_sigma(sigma), kernel_radius(sigma, truncate), shape[-3:]):
+        if s > n:
+            raise ParameterError(f"--sigma {s:g} is wider than the volume along {axis} ({n} voxels): use sigma <= {n}")
+        if r > MAX_RADIUS:
+            raise ParameterError(f"--sigma {s:g} with --truncate {truncate:g} reaches {r} voxels, more than "
+                                 f"{MAX_RADIUS}: use sigma <= {MAX_RADIUS / truncate:g} (or downsample the volume)")
 
 
 def gaussian_block(block: Any, *, sigma: Sigma, truncate: float = 4.0) -> Any:
@@ -96,8 +122,10 @@ def gaussian(
     True
     """
     sigmas = normalize_sigma(sigma)
-    return process(GAUSSIAN, {"sigma": sigmas, "truncate": float(truncate)}, image, output,
-                   attrs={"sigma": list(sigmas), "truncate": truncate}, **options)
+    truncate = validate.number("--truncate", truncate, above=0, at_most=MAX_TRUNCATE)
+    return process(GAUSSIAN, {"sigma": sigmas, "truncate": truncate}, image, output,
+                   attrs={"sigma": list(sigmas), "truncate": truncate},
+                   check=lambda src: check_kernel(sigmas, truncate, src.shape), **options)
 
 
 GAUSSIAN = Operation(

@@ -34,6 +34,7 @@ from .engine import Operation, Result, is_path, reduce, run, staging
 from .engine.identity import input_signature
 from .errors import InputError, ParameterError
 from .io import metadata, zarrio
+from .io.volume import info
 
 MAX_DEFAULT_PHASES = 3
 ACTIVE = 1
@@ -217,7 +218,20 @@ def compare(
                        all_names[-1] if truth is not None else None)
     for seg, source in zip(report["segmentations"], segmentations):
         seg["path"] = os.fspath(source) if is_path(source) else None
+    report["phase_names"] = {str(p): n for p, n in _phase_names(sources, report["phases"], two_phase).items()}
     return report
+
+
+def _phase_names(sources: Sequence[Any], phases: Sequence[int], two_phase: bool) -> dict[int, str]:
+    """Names of the phases compared: those the segmentations store (the first that names a phase), else the
+    convention. Two-phase comparisons are active / non-active whatever the inputs call their labels."""
+    if two_phase:
+        return dict(metadata.PHASE_NAMES[2])
+    stored: dict[int, str] = {}
+    for source in sources:
+        attrs = info(source).attrs if is_path(source) else dict(getattr(source, "attrs", {}) or {})
+        stored = {**metadata.stored_label_names(attrs), **stored}
+    return metadata.label_names(phases, {"phase_names": stored})
 
 
 def summarize(

@@ -30,6 +30,7 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         if self._bar is not None:
+            self._bar.leave = kind is None  # on an error the bar is erased: the error's one line says it all
             self._bar.close()

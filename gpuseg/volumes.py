@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from . import validate
 from .engine import outputs
 from .errors import OutputError, ParameterError
 from .io import metadata, tiff, zarrio
-from .io.paths import parse
+from .io.paths import check_writable_kind
 from .io.volume import check_volume, info, iter_slabs
 from .progress import Progress
 
@@ -71,6 +72,7 @@ def ingest(
         arr = zarrio.create_array(staged, vol.shape, vol.dtype, chunk_shape, meta)
         with Progress(vol.shape[0], f"ingest {source}", enabled=progress, unit="slices") as bar:
             for z0, slab in iter_slabs(source, chunk_shape[0]):
+                validate.finite(slab, os.fspath(source), (z0, 0, 0))
                 arr[z0 : z0 + len(slab)] = slab
                 bar.update(len(slab))
     return zarrio.open_array(output)
@@ -121,7 +123,7 @@ def export(
     str
         The output path.
     """
-    loc = parse(output)
+    loc = check_writable_kind(output)
     if loc.kind == "zarr":
         ingest(source, output, overwrite=overwrite, progress=progress)
         return str(output)

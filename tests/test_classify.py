@@ -229,9 +229,9 @@ def test_cli_3d_model_on_a_2d_input(files, capsys, data):
     model = files / "m.npz"
     assert run_cli("train", files / "v.zarr/raw", "--labels", files / "s1.tif", "--model", model,
                    "--features", "gaussian:1.0,hessian:1.6", "--trees", "3", "--device", "cpu", "-q") == 0
-    tifffile.imwrite(files / "slice.tif", image[15])
-    code = run_cli("predict", files / "slice.tif", "--model", model, files / "p.zarr", "--device", "cpu", "-q")
-    _one_line_error(capsys, code, "slice.tif", "--2d")
+    np.save(files / "slice.npy", image[15:16])  # one slice of a volume (a 2-D image is refused as such)
+    code = run_cli("predict", files / "slice.npy", "--model", model, files / "p.zarr", "--device", "cpu", "-q")
+    _one_line_error(capsys, code, "slice.npy", "--2d")
     assert not (files / "p.zarr").exists()
 
 

@@ -36,8 +36,10 @@ def test_scheduler_names():
     assert cluster.check_scheduler("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
     with pytest.raises(ParameterError, match="unknown scheduler"):
         cluster.check_scheduler("slurm")
-    with pytest.raises(ParameterError, match="at least 1"):
+    with pytest.raises(ParameterError, match=">= 1"):
         cluster.compute([1], workers=0)
+    with pytest.raises(ParameterError, match="per core"):
+        cluster.compute([1], workers=100 * cluster.default_workers())
 
 
 def _smooth(block):

@@ -168,7 +168,8 @@ def test_outputs_are_written_after_the_device_is_released(tmp_path, monkeypatch)
     monkeypatch.setattr(run.outputs, "mark_done", lambda *a: None)
     bound = filters.GAUSSIAN.bind({"sigma": (1.0,) * 3, "truncate": 4.0}, np.float32)
     block = next(iter_blocks((8, 8, 8), (8, 8, 8), bound.halo))
-    run._block_task(bound, [np.ones((8, 8, 8), np.float32)], {"output": Recorder()}, block, "gpu", [], (8, 8, 8))
+    run._block_task(bound, [np.ones((8, 8, 8), np.float32)], {"output": Recorder()}, block, "gpu", {}, (8, 8, 8),
+                    {"output": str(tmp_path / "o.zarr")}, ["the volume"])
     monkeypatch.setattr(run.outputs, "mark_done", real)
     assert slots_free_while_writing == [plan.IN_FLIGHT]
 

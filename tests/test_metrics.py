@@ -192,3 +192,18 @@ def test_two_phase_merges_carbon_binder_and_pore(users, tmp_path, capsys):
                    "--device", "cpu", "-q") == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert [s["accuracy"] for s in report["segmentations"]] == [s["accuracy"] for s in got["segmentations"]]
+
+
+def test_compare_names_phases_from_the_segmentations(tmp_path, capsys):
+    """The table heads each phase with the name the segmentations store (else the convention)."""
+    from gpuseg import volumes
+    from tests.conftest import run_cli
+
+    seg = np.random.default_rng(0).integers(1, 3, (6, 8, 8), dtype=np.uint8)
+    volumes.save(seg, tmp_path / "s.zarr/a", attrs={"classes": [1, 2], "class_names": ["NMC", "binder+pore"]})
+    volumes.save(seg[::-1].copy(), tmp_path / "s.zarr/b")
+    assert run_cli("compare", tmp_path / "s.zarr/a", tmp_path / "s.zarr/b", "--json", tmp_path / "r.json", "-q") == 0
+    head = capsys.readouterr().out.splitlines()[1].split()
+    assert head == ["segmentation", "NMC", "binder+pore"]
+    assert json.loads((tmp_path / "r.json").read_text())["phase_names"] == {"1": "NMC", "2": "binder+pore"}
+    assert metrics.compare([seg, seg], scheduler="synchronous")["phase_names"] == {"1": "active", "2": "non-active"}

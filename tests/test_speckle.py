@@ -72,10 +72,12 @@ def test_speckles_of_a_thresholded_phantom():
 
 
 def test_bad_parameters(noisy_seg):
-    with pytest.raises(ParameterError, match="min_size"):
+    with pytest.raises(ParameterError, match="min-size"):
         remove_speckles(noisy_seg, 0)
     with pytest.raises(ParameterError, match="connectivity"):
         remove_speckles(noisy_seg, 3, connectivity=4)
+    with pytest.raises(ParameterError, match="--fill 1 equals --phase 1"):
+        remove_speckles(noisy_seg, 3, fill=1)
 
 
 @pytest.mark.gpu

@@ -99,6 +99,69 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> str:
     return os.fspath(path)
 
 
+def build_plot(result: dict[str, Any]) -> Any:
+    """The throughput figure of :func:`plot`; returns the Figure."""
+    from matplotlib.ticker import FuncFormatter
+
+    ok = [r for r in result["results"] if "error" not in r]
+    stages = list(dict.fromkeys(r["stage"] for r in ok))
+    import matplotlib
+
+    colours = {s: matplotlib.colormaps["tab10"](i % 10) for i, s in enumerate(stages)}
+    fig, ax = subplots(figsize=(9.6, 5), dpi=100, layout="constrained")
+    for stage in stages:
+        for device in dict.fromkeys(r["device"] for r in ok if r["stage"] == stage):
+            pts = sorted((r["voxels"], r["voxels_per_s"]) for r in ok if r["stage"] == stage and r["device"] == device)
+            ax.plot(*zip(*pts), color=colours[stage], marker=DEVICE_MARKERS.get(device, "^"),
+                    label=f"{stage}: gpuseg ({device})")
+        refs = {r["voxels"]: (r["reference"]["voxels_per_s"], r["reference"]["name"]) for r in ok
+                if r["stage"] == stage and r.get("reference") and "seconds" in r["reference"]}
+        if refs:
+            pts = sorted((v, rate) for v, (rate, _) in refs.items())
+            name = next(iter(refs.values()))[1]
+            ax.plot(*zip(*pts), color=colours[stage], linestyle="--", marker="x",
+                    label=f"{stage}: reference ({_short(name)})")
+    sizes = sorted({r["voxels"] for r in ok})
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if sizes:
+        ax.set_xticks(sizes, [f"{round(v ** (1 / 3))}³" for v in sizes])
+        ax.minorticks_off()
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _rate_tick(v)))
+    ax.set_xlabel("phantom volume (voxels, log scale)")
+    ax.set_ylabel("throughput (log scale)")
+    failed = sorted({f"{r['stage']} {r['size']}³" for r in result["results"] if "error" in r})
+    note = f"; failed: {', '.join(failed)}" if failed else ""
+    fig.suptitle(f"gpuseg bench: throughput of each stage against volume size (solid: gpuseg out of core, "
+                 f"dashed: whole-array reference)\n{result['machine']['summary']}; {_date(result['date'])}{note}", fontsize=8)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.legend(fontsize=7, loc="outside right center", title="stage: what (device)", title_fontsize=7)
+    return fig
+
+
+def _rate_tick(rate: float) -> str:
+    """``1 MVox/s``, ``100 kVox/s``: a log-axis tick without trailing zeros.
+
+    Examples
+    --------
+    >>> _rate_tick(1e6), _rate_tick(2.5e5), _rate_tick(10)
+    ('1 MVox/s', '250 kVox/s', '10 Vox/s')
+    """
+    for unit, scale in (("GVox/s", 1e9), ("MVox/s", 1e6), ("kVox/s", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.3g} {unit}"
+    return f"{rate:.3g} Vox/s"
+
+
+def _date(text: str) -> str:
+    """An ISO date-time as ``2026-11-26 00:56 UTC`` (other text unchanged)."""
+    return text[:16].replace("T", " ") + " UTC" if len(text) >= 16 and text[10:11] == "T" else text
+
+
+def _short(name: str, width: int = 30) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def plot(result: dict[str, Any], path: str | os.PathLike) -> str:
     """Throughput against size, log-log: one line per stage and device, each reference dashed in its stage's colour.
 
@@ -107,32 +170,5 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> str:
     str
         The PNG's path.
     """
-    ok = [r for r in result["results"] if "error" not in r]
-    stages = list(dict.fromkeys(r["stage"] for r in ok))
-    import matplotlib
-
-    colours = {s: matplotlib.colormaps["tab10"](i % 10) for i, s in enumerate(stages)}
-    fig, ax = subplots(figsize=(8, 5), dpi=100)
-    for stage in stages:
-        for device in dict.fromkeys(r["device"] for r in ok if r["stage"] == stage):
-            pts = sorted((r["voxels"], r["voxels_per_s"]) for r in ok if r["stage"] == stage and r["device"] == device)
-            ax.plot(*zip(*pts), color=colours[stage], marker=DEVICE_MARKERS.get(device, "^"), label=f"{stage} ({device})")
-        refs = {r["voxels"]: r["reference"]["voxels_per_s"] for r in ok
-                if r["stage"] == stage and r.get("reference") and "seconds" in r["reference"]}
-        if refs:
-            pts = sorted(refs.items())
-            ax.plot(*zip(*pts), color=colours[stage], linestyle="--", marker="x", label=f"{stage} reference")
-    sizes = sorted({r["voxels"] for r in ok})
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    if sizes:
-        ax.set_xticks(sizes, [f"{round(v ** (1 / 3))}³" for v in sizes])
-        ax.minorticks_off()
-    ax.set_xlabel("volume (voxels)")
-    ax.set_ylabel("throughput (voxels/s)")
-    ax.set_title(f"gpuseg bench: {result['machine']['summary']}", fontsize=8)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    save_figure(fig, path)
+    save_figure(build_plot(result), path)
     return os.fspath(path)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from .. import features as feat
 from ..engine import blocks, cluster, executor
 from ..io import zarrio
@@ -34,9 +34,16 @@ from .scribbles import Scribbles
 GATHER_BLOCK = 64
 
 
-def _features_at(image, padded, inner, local, spec, device: str) -> np.ndarray:
+def _read(image, padded: tuple[slice, ...], name: str) -> Any:
+    """One halo'd region of the grey volume, refused if it holds NaN or infinite values."""
+    region = zarrio.read(image, padded)
+    validate.finite(region, name, [s.start for s in padded])
+    return region
+
+
+def _features_at(image, padded, inner, local, spec, device: str, name: str) -> np.ndarray:
     """Feature vectors (n, C) at ``local`` (z, y, x index arrays inside ``inner``) of one halo'd region."""
-    return executor.run_on_device(_pick, [image[padded], *local], backend.resolve(device),
+    return executor.run_on_device(_pick, [_read(image, padded, name), *local], backend.resolve(device),
                                   {"spec": spec, "inner": inner}).T.copy()
 
 
@@ -47,8 +54,11 @@ def _pick(region: Any, z: Any, y: Any, x: Any, *, spec, inner) -> Any:
 
 def gather(image, scribbles: Scribbles, spec, *, block: int | Sequence[int] = GATHER_BLOCK,
            device: str = "auto", scheduler: str | None = None, workers: int | None = None,
-           progress: bool = False) -> np.ndarray:
-    """Feature vectors ``(N, C)`` float32 of every labelled voxel, computed block by block around the labels only."""
+           progress: bool = False, name: str = "the image") -> np.ndarray:
+    """Feature vectors ``(N, C)`` float32 of every labelled voxel, computed block by block around the labels only.
+
+    ``name`` names the image in errors (e.g. its NaN voxels).
+    """
     shape = scribbles.shape
     whole = tuple(slice(0, n) for n in shape)
     device = backend.resolve(device).name  # decided once, not per task
@@ -69,7 +79,8 @@ def gather(image, scribbles: Scribbles, spec, *, block: int | Sequence[int] = GA
         lo, hi = c.min(axis=0), c.max(axis=0) + 1
         where = blocks.pad(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)), spec.halo, whole)
         local = tuple((c[:, ax] - lo[ax]).astype(np.intp) for ax in range(3))
-        tasks.append(dask.delayed(_features_at, pure=False)(source, where.padded, where.inner, local, spec, device))
+        tasks.append(dask.delayed(_features_at, pure=False)(source, where.padded, where.inner, local, spec, device,
+                                                                  name))
     results = cluster.compute(tasks, scheduler=scheduler, workers=workers, progress=progress, desc="training features")
     out = np.empty((len(coords), spec.channels), np.float32)
     for rows, values in zip(groups, results):
@@ -77,9 +88,9 @@ def gather(image, scribbles: Scribbles, spec, *, block: int | Sequence[int] = GA
     return out
 
 
-def region_features(image, region, spec, device: str) -> np.ndarray:
+def region_features(image, region, spec, device: str, name: str = "the image") -> np.ndarray:
     """Feature vectors ``(N, C)`` of every voxel of ``region`` (a small crop), read with the halo."""
     where = blocks.pad(tuple(region), spec.halo, tuple(slice(0, n) for n in image.shape))
-    stack = executor.run_on_device(feat.compute_block, [image[where.padded]], backend.resolve(device),
+    stack = executor.run_on_device(feat.compute_block, [_read(image, where.padded, name)], backend.resolve(device),
                                    {"spec": spec, "inner": where.inner})
     return stack.reshape(spec.channels, -1).T.copy()

@@ -2,7 +2,11 @@
 
 Each module ``gpuseg.cli.<topic>`` defines ``register(subparsers)``, which adds its
 commands; a command's handler takes the parsed arguments and returns an exit code.
-Errors a user can cause (:class:`gpuseg.errors.GpusegError`) print one line and exit 2.
+
+Exit codes: 0 done; 2 a bad command line, input, parameter or environment, or a run that
+could not go on (:class:`gpuseg.errors.GpusegError`: one line saying what to do, nothing
+that existed is touched, a rerun resumes); 130 interrupted (Ctrl-C); 1 a defect of gpuseg
+itself (one line; ``-v`` prints the traceback to report).
 """
 
 from __future__ import annotations
@@ -11,15 +15,27 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import GpusegError
 
+log = logging.getLogger("gpuseg")
+
 COMMAND_MODULES = ("volumes", "filter", "demo", "features", "classify", "segment", "compare", "phantom", "bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command and where its help is."""
+
+    def error(self, message: str) -> NoReturn:
+        if "required: COMMAND" in message:
+            message = "choose a command (gpuseg --help lists them)"
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gpuseg",
         description="Segment X-ray CT tomograms of battery electrodes, out of core, on CPU or GPU.",
     )
@@ -31,22 +47,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr(verbose: bool, quiet: bool) -> None:
+    """gpuseg's own lines on stderr (``-q``: warnings only); other libraries' logs and warnings only with ``-v``.
+
+    Their warnings (tifffile on an odd page, numpy, zarr, dask) are several lines each and say nothing a
+    user acts on: what matters reaches the user as gpuseg's one line.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("gpuseg: %(message)s"))
+    log.handlers = [handler]
+    log.propagate = False
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not getattr(h, "gpuseg_libraries", False)]
+    libraries: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()  # without
+    # any handler, Python's last resort would print their warnings
+    libraries.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    libraries.setLevel(logging.WARNING)
+    libraries.gpuseg_libraries = True  # type: ignore[attr-defined]
+    root.addHandler(libraries)
+    logging.captureWarnings(True)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="gpuseg: %(message)s", stream=sys.stderr
-    )
-    for noisy in ("distributed", "asyncio", "numcodecs", "zarr", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return int(exc.code or 0)
+    _log_to_stderr(args.verbose, getattr(args, "quiet", False))
     try:
         return int(args.handler(args) or 0)
     except GpusegError as exc:
-        print(f"gpuseg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gpuseg {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gpuseg {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a defect: one line, the traceback with -v
+        log.debug("the traceback of this defect:", exc_info=True)
+        print(f"gpuseg {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)}; "
+              f"please report it with the output of gpuseg -v and the same command", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

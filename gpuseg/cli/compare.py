@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import metrics
 from ..engine import outputs
-from ..errors import OutputError, ParameterError
+from ..errors import ParameterError
 from . import options
 
 
@@ -46,11 +46,12 @@ def register(sub) -> None:
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    for path in (args.json, args.csv, args.plot, args.slices):
-        if path and Path(path).exists() and not args.overwrite:
-            raise OutputError(f"{path}: already exists; pass --overwrite to replace it, or choose another output")
     if args.names and len(args.names) != len(args.segmentations):
         raise ParameterError(f"--names gives {len(args.names)} names for {len(args.segmentations)} segmentations")
+    if args.grey and not args.slices:
+        raise ParameterError("--grey is the background of the --slices figure; give --slices PNG too, or leave it out")
+    options.check_outputs([args.json, args.csv, args.plot, args.slices, args.difference],
+                          [*args.segmentations, args.truth, args.grey], args.overwrite)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -66,13 +67,15 @@ def _compare(args: argparse.Namespace) -> int:
     if args.csv:
         _write(args.csv, lambda f: csv.writer(f).writerows([("item", "metric", "phase", "value"), *rows(report)]))
     if args.plot:
-        from ..plots import variability_figure
+        from ..plots import short_name, variability_figure
 
-        variability_figure({"compare": report}, args.plot)
+        users = ", ".join(short_name(s["name"], 20) for s in report["segmentations"])
+        variability_figure({"compare": report}, args.plot,
+                           title=f"gpuseg compare: variability of {users}" + (" against the truth" if args.truth else ""))
     if args.slices:
         from ..plots import orthoslices_figure
 
-        orthoslices_figure(args.segmentations, args.slices, grey=args.grey,
+        orthoslices_figure(args.segmentations, args.slices, grey=args.grey, truth=args.truth,
                            names=[s["name"] for s in report["segmentations"]])
     if args.difference:
         for (i, a), (j, b) in itertools.combinations(enumerate(args.segmentations), 2):
@@ -89,8 +92,7 @@ def _variability(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..plots import variability_figure
 
-    if Path(args.output).exists() and not args.overwrite:
-        raise OutputError(f"{args.output}: already exists; pass --overwrite to replace it, or choose another output")
+    options.check_outputs([args.output], args.reports, args.overwrite)
     methods = args.methods or [Path(r).stem for r in args.reports]
     if len(methods) != len(args.reports):
         raise ParameterError(f"--methods gives {len(methods)} names for {len(args.reports)} reports")
@@ -133,25 +135,31 @@ def rows(report: dict):
 
 
 def _f(value, fmt: str = ".4f") -> str:
-    return "n/a" if value is None else format(value, fmt)
+    """A number as ``fmt`` (None: n/a); text as it is (a header)."""
+    return "n/a" if value is None else value if isinstance(value, str) else format(value, fmt)
 
 
 def render(report: dict) -> str:
-    """A plain-text summary for the terminal."""
+    """A plain-text summary for the terminal: a column per phase, headed by its name."""
     phases = [str(p) for p in report["phases"]]
-    lines = [f"{report['voxels']} voxels, phases {', '.join(phases)} (volume fractions exclude label 0)"]
-    head = "  ".join(f"f{p:>7}" for p in phases)
+    names = {p: report.get("phase_names", {}).get(p, f"phase {p}") for p in phases}
+    width = {p: max(8, len(names[p])) for p in phases}
+
+    def row(label: str, fractions: dict) -> str:
+        return f"{label[-32:]:<32} " + "  ".join(f"{_f(fractions[p]):>{width[p]}}" for p in phases)
+
+    lines = [f"{report['voxels']} voxels, phases {', '.join(f'{p} {names[p]}' for p in phases)} "
+             "(volume fractions exclude label 0)"]
     truth = "truth" in report
-    lines.append(f"{'segmentation':<32} {head}" + ("   accuracy  Δf1 (abs)  Δf1 (rel)" if truth else ""))
+    lines.append(row("segmentation", names) + ("   accuracy  Δf1 (abs)  Δf1 (rel)" if truth else ""))
     for s in report["segmentations"]:
-        line = f"{s['name'][-32:]:<32} " + "  ".join(f"{_f(s['fractions'][p]):>8}" for p in phases)
+        line = row(s["name"], s["fractions"])
         if truth:
             line += f"   {_f(s['accuracy']):>8}  {_f(s['active_fraction_deviation'], '+.4f'):>9}  {_f(s['relative_active_fraction_deviation'], '+.2%'):>9}"
         lines.append(line)
     if truth:
-        t = report["truth"]
-        lines.append(f"{('truth ' + t['name'])[-32:]:<32} " + "  ".join(f"{_f(t['fractions'][p]):>8}" for p in phases))
-    lines.append(f"{'std across segmentations (n-1)':<32} " + "  ".join(f"{_f(report['fraction_std'][p]):>8}" for p in phases))
+        lines.append(row("truth " + report["truth"]["name"], report["truth"]["fractions"]))
+    lines.append(row("std across segmentations (n-1)", report["fraction_std"]))
     for p in report["pairs"]:
         lines.append(f"differ {p['a']} | {p['b']}: {_f(p['percent'], '.3f')} % ({p['differing']} of {p['compared']} voxels)")
     if report["pairs"]:

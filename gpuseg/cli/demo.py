@@ -14,17 +14,18 @@ def register(sub) -> None:
     p.add_argument("--config", help="YAML config (default: the built-in one, as configs/demo.yaml)")
     p.add_argument("--output", help="output folder (overrides the config)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), help="overrides the config")
+    p.add_argument("--overwrite", action="store_true", help="replace the demo.zarr and demo.png of an earlier demo")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    cfg = config.load(args.config, config.DEMO_DEFAULTS)
+    cfg = config.load(args.config, config.DEMO_DEFAULTS, config.DEMO_RULES)
     if args.output:
         cfg["output"] = args.output
     if args.device:
         cfg["compute"]["device"] = args.device
-    result = run_demo(cfg, progress=not args.quiet)
+    result = run_demo(cfg, overwrite=args.overwrite, progress=not args.quiet)
     print(f"phase volume fractions ({result['store']}/segmentation, Otsu threshold {result['threshold']:.1f}):")
     for phase, value in result["fractions"].items():
         print(f"  {phase:<11} {value:7.4f}   (truth {result['truth_fractions'][phase]:.4f})")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterable
 
+from .. import validate
 from ..backend import DEVICES
-from ..errors import ParameterError
+from ..engine import cluster, outputs
+from ..errors import OutputError, ParameterError
 
 
 def positive_int(text: str) -> int:
@@ -50,7 +54,10 @@ def chunks_of(args: argparse.Namespace):
 
 
 def compute_kwargs(args: argparse.Namespace) -> dict:
-    """The keyword arguments every computing API function takes, from the parsed options."""
+    """The keyword arguments every computing API function takes, from the parsed options, their scheduler
+    and workers checked before anything is read or written."""
+    cluster.check_scheduler(args.scheduler)
+    validate.workers(args.workers, cluster.default_workers(), args.scheduler)
     kwargs = dict(
         chunks=chunks_of(args), scheduler=args.scheduler, workers=args.workers,
         overwrite=args.overwrite, progress=not args.quiet,
@@ -58,3 +65,14 @@ def compute_kwargs(args: argparse.Namespace) -> dict:
     if hasattr(args, "device"):
         kwargs["device"] = args.device
     return kwargs
+
+
+def check_outputs(paths: Iterable[str | None], inputs: Iterable[str | None], overwrite: bool) -> None:
+    """Before any work: every output given has its own path, is no input, and exists only with ``--overwrite``."""
+    given = [p for p in paths if p]
+    sources = [i for i in inputs if i]
+    for path in given:
+        outputs.check_distinct(path, sources)
+        outputs.check_new(path, overwrite)
+    if len({os.path.abspath(p) for p in given}) < len(given):
+        raise OutputError(f"{', '.join(given)}: every output needs its own path")

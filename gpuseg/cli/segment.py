@@ -69,12 +69,13 @@ def _plot(args: argparse.Namespace, **marks) -> None:
         hist = threshold.histogram(args.input, chunks=options.chunks_of(args), scheduler=args.scheduler,
                                    workers=args.workers, progress=not args.quiet)
     counts, centers = hist
-    histogram_figure(counts, centers, args.plot, title=str(args.input), **marks)
+    histogram_figure(counts, centers, args.plot, title=f"gpuseg segment {args.method}: {args.input} → {args.output}", **marks)
     print(f"figure: {args.plot}")
 
 
 def _threshold(args: argparse.Namespace) -> int:
-    values = sorted(v + args.offset for v in args.value)
+    options.check_outputs([args.output, args.plot], [args.input], args.overwrite)
+    values = [v + args.offset for v in args.value]  # in the order given: apply_thresholds refuses them unordered
     threshold.apply_thresholds(args.input, values, output=args.output, method="manual", **options.compute_kwargs(args))
     print(f"{args.output}: thresholds {', '.join(f'{v:g}' for v in values)}")
     _plot(args, thresholds={f"t{i + 1}": v for i, v in enumerate(values)})
@@ -82,6 +83,7 @@ def _threshold(args: argparse.Namespace) -> int:
 
 
 def _otsu(args: argparse.Namespace) -> int:
+    options.check_outputs([args.output, args.plot], [args.input], args.overwrite)
     compute = options.compute_kwargs(args)
     threshold.check_output(args.output, args.overwrite)
     hist = threshold.histogram(args.input, args.nbins, chunks=compute["chunks"], scheduler=args.scheduler,
@@ -93,6 +95,7 @@ def _otsu(args: argparse.Namespace) -> int:
 
 
 def _watershed(args: argparse.Namespace) -> int:
+    options.check_outputs([args.output, args.plot], [args.input], args.overwrite)
     watershed.check_window(args.low, args.high)
     watershed.watershed(args.input, args.low, args.high, halo=args.halo, output=args.output, **options.compute_kwargs(args))
     print(f"{args.output}: window [{args.low:g}, {args.high:g}], halo {args.halo}")

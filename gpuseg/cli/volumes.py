@@ -76,5 +76,12 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{s['path']}")
     print(f"  shape      {' x '.join(map(str, s['shape']))} (z, y, x)   dtype {s['dtype']}   chunks {s['chunks']}")
     print(f"  voxel size {'unknown' if size is None else ' x '.join(f'{v:g}' for v in size) + ' nm'}")
-    print(f"  grey       min {s['min']:g}   max {s['max']:g}   mean {s['mean']:.4g}   std {s['std']:.4g}")
+    if s["mean"] is None:
+        print("  grey       no finite voxel")
+    else:
+        print(f"  grey       min {s['min']:g}   max {s['max']:g}   mean {s['mean']:.4g}   std {s['std']:.4g}"
+              + ("   (finite voxels only)" if s["nonfinite"] else ""))
+    if s["nonfinite"]:
+        print(f"  NaN or inf {s['nonfinite']} voxels: the other commands refuse them; replace them "
+              "(e.g. numpy.nan_to_num) before segmenting")
     return 0

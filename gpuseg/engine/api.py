@@ -14,7 +14,8 @@ from typing import Any, TypedDict
 
 from ..errors import OutputError, ParameterError
 from ..io import metadata, zarrio
-from ..io.paths import parse
+from ..io.paths import check_writable_kind
+from ..io.volume import check_volume, info
 from . import lazy, outputs, run, staging
 from .identity import input_signature
 from .operation import Operation, _value
@@ -56,7 +57,7 @@ def _check_targets(op: Operation, params: Mapping[str, Any], targets: Mapping[st
                    overwrite: bool) -> None:
     """Fail before any input is staged: a 4-D result not to zarr, an input as output, an existing output."""
     for name, target in targets.items():
-        if _value(op.results[name].channels, params) and parse(target).kind != "zarr":
+        if _value(op.results[name].channels, params) and check_writable_kind(target).kind != "zarr":
             raise OutputError(f"{target}: the {name} are 4-D (channel, z, y, x); write them to zarr (name.zarr[/array])")
         outputs.check_distinct(target, [image])
         if len(targets) == 1:  # several: one may be this very run's, committed before a kill (the engine knows)
@@ -99,7 +100,7 @@ def process(
     attrs : mapping or callable
         Output attributes; a callable gets the (zarr) input.
     check : callable, optional
-        Validates the opened input (e.g. its dtype) before any work.
+        Validates the input from its header (shape, dtype, attrs) before anything is staged or written.
     default_chunks : chunk shape for path input when ``chunks`` is None (default: the input's).
     device, chunks, scheduler, workers, block_shape, overwrite, progress : see :func:`gpuseg.engine.run.run`.
 
@@ -116,11 +117,14 @@ def process(
     targets = {next(iter(op.results)): os.fspath(output)}
     targets.update({k: os.fspath(v) for k, v in (extra or {}).items() if v is not None})
     _check_targets(op, params, targets, image, overwrite)
+    header = info(image)  # the checks read headers only, so nothing is staged or written before they pass
+    check_volume(header)
+    if check is not None:
+        check(header)
+    zarrio.normalize_chunks(chunks or default_chunks or header.chunks, header.shape)  # refuses a hopeless chunking
     with contextlib.ExitStack() as stack:
         zarr_targets = {k: stack.enter_context(staging.zarr_output(t, overwrite, progress)) for k, t in targets.items()}
         src = stack.enter_context(staging.zarr_input(image, output, chunks, progress))
-        if check is not None:
-            check(src)
         bound = op.bind(params, src.dtype, list(targets))
         extra_attrs = attrs(src) if callable(attrs) else dict(attrs or {})
         meta = {**metadata.inherit(src.attrs.asdict()), **extra_attrs, **metadata.provenance(source=image)}

@@ -12,30 +12,37 @@
   ``pip install dask-cuda``);
 * an address such as ``"tcp://10.0.0.1:8786"`` — an existing dask.distributed scheduler;
   every worker must see the same file system paths as this machine.
+
+A distributed run's client, its bounds, its quiet logs and the one line of each of its failures
+are in :mod:`gpuseg.engine.clients`.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import dask
 from dask.callbacks import Callback
 
-from .. import backend
-from ..errors import DeviceError, ParameterError
+from .. import backend, validate
+from ..errors import DeviceError, GpusegError, ParameterError, RunError
 from ..progress import Progress
-from .plan import IN_FLIGHT
+from . import clients
 
 log = logging.getLogger("gpuseg")
 
 LOCAL_SCHEDULERS = ("synchronous", "threads", "processes")
 SCHEDULERS = (*LOCAL_SCHEDULERS, "local", "local-cuda")
+
 
 
 def default_workers() -> int:
@@ -67,36 +74,6 @@ class _TaskProgress(Callback):
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         if key in self._keys:
             self._bar.update()
-
-
-def local_cuda_cluster(workers: int | None) -> Any:
-    """dask-cuda's ``LocalCUDACluster`` (one worker per GPU), or a clear error when dask-cuda is missing."""
-    try:
-        from dask_cuda import LocalCUDACluster
-    except ImportError as exc:
-        raise ParameterError(
-            f"--cluster local-cuda needs dask-cuda ({exc}): pip install dask-cuda on a machine with a CUDA GPU, "
-            "or use --scheduler local"
-        ) from None
-    return LocalCUDACluster(n_workers=workers, threads_per_worker=2 * IN_FLIGHT, dashboard_address=None)
-
-
-@contextlib.contextmanager
-def client(scheduler: str, workers: int | None) -> Iterator[Any]:
-    """A distributed client for ``local`` / ``local-cuda`` (a cluster started here) or a scheduler address."""
-    from distributed import Client, LocalCluster
-
-    if scheduler in ("local", "local-cuda"):
-        if scheduler == "local":
-            lc = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                              dashboard_address=None)
-        else:
-            lc = local_cuda_cluster(workers)
-        with lc, Client(lc) as c:
-            yield c
-    else:
-        with Client(scheduler) as c:
-            yield c
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +130,8 @@ class Session:
     @property
     def parallelism(self) -> int:
         if self.client is not None:
-            return max(1, int(sum(self.client.nthreads().values())))
+            with self._failures():
+                return max(1, int(sum(self.client.nthreads().values())))
         return self.workers or default_workers()
 
     def placement(self, device: str) -> Placement:
@@ -165,38 +143,95 @@ class Session:
         if device == "cpu":
             return Placement("cpu")
         if self.client is not None:
-            reports = list(self.client.run(_worker_device).values())
+            with self._failures(probing=True):
+                reports = list(self.client.run(_worker_device).values())
+            if not reports:
+                raise RunError(f"the dask scheduler at {self.scheduler} has no workers left: start some with "
+                               f"`dask worker {self.scheduler}`, then rerun")
             return _decide(device, reports, 1)
         processes = (self.workers or default_workers()) if self.scheduler == "processes" else 1
         return _decide(device, [_worker_device()], processes)
 
     def compute(self, tasks: Sequence[Any], *, progress: bool = False, desc: str = "blocks") -> list[Any]:
-        """Compute dask ``tasks`` (delayed objects), in order, with a progress bar."""
+        """Compute dask ``tasks`` (delayed objects), in order, with a progress bar.
+
+        The first task to fail ends the computation (the others are cancelled); a failure of the
+        machinery (scheduler lost, workers dying, a broken process pool) is one :class:`RunError`.
+        """
         if not tasks:
             return []
-        with Progress(len(tasks), desc, enabled=progress) as bar:
+        with Progress(len(tasks), desc, enabled=progress) as bar, self._failures():
             if self.client is None:
-                with _TaskProgress(bar, {t.key for t in tasks}):
-                    return list(dask.compute(*tasks, scheduler=self.scheduler,
-                                             num_workers=self.workers or default_workers()))
+                workers = self.workers or default_workers()
+                # Our own pool, so that a failure or Ctrl-C returns only once the blocks already running have
+                # ended: none of them writes into an output after the run has given up (and discarded it).
+                with self._local_pool(workers) as pool, _TaskProgress(bar, {t.key for t in tasks}):
+                    extra = {"pool": pool} if pool is not None else {}
+                    return list(dask.compute(*tasks, scheduler=self.scheduler, num_workers=workers, **extra))
             from distributed import as_completed
 
             futures = self.client.compute(list(tasks))
-            for _ in as_completed(futures):
-                bar.update()
-            return list(self.client.gather(futures))
+            try:
+                pending, watch = as_completed(futures), clients.Workerless(self.client)
+                while not pending.is_empty():
+                    batch = pending.next_batch(block=False)
+                    for future in batch:
+                        if future.status != "finished":
+                            future.result()  # raises the task's error, or why it was cancelled
+                        bar.update()
+                    if not batch:
+                        watch.check(self.scheduler)
+                        time.sleep(0.1)
+                return list(self.client.gather(futures))
+            except Exception:  # the others stop too (an interrupted session closes its client anyway)
+                if self.client.status == "running":
+                    with contextlib.suppress(Exception):
+                        self.client.cancel(futures)
+                raise
+
+    def _local_pool(self, workers: int) -> Any:
+        """The executor of a ``threads`` or ``processes`` run (its exit waits for running tasks); none otherwise."""
+        if self.scheduler == "threads":
+            return concurrent.futures.ThreadPoolExecutor(workers)
+        if self.scheduler == "processes":
+            clients.quiet_resource_tracker()
+            from dask.multiprocessing import get_context  # dask's own choice (spawn: fork can deadlock)
+
+            return concurrent.futures.ProcessPoolExecutor(workers, mp_context=get_context(), initializer=clients.ignore_sigint)
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _failures(self, probing: bool = False) -> Iterator[None]:
+        """Errors of the scheduler, its workers or the process pool as one :class:`RunError` line
+        (``probing``: while the workers report their device)."""
+        try:
+            yield
+        except GpusegError:
+            raise
+        except Exception as exc:
+            error = self._run_error(exc, probing)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _run_error(self, exc: Exception, probing: bool = False) -> RunError | None:
+        if isinstance(exc, BrokenProcessPool):
+            return RunError(f"a worker process of the processes scheduler died (killed, or out of memory?); {clients.RESUME}, "
+                            "with fewer --workers or smaller --chunks if it happens again")
+        if self.client is None:
+            return None
+        return clients.run_error(exc, self.scheduler, self.client, probing)
 
 
 @contextlib.contextmanager
 def session(scheduler: str | None = None, workers: int | None = None) -> Iterator[Session]:
     """A :class:`Session` on the chosen scheduler (a cluster is started here for ``local``/``local-cuda``)."""
     scheduler = check_scheduler(scheduler)
-    if workers is not None and workers < 1:
-        raise ParameterError(f"--workers {workers} must be at least 1")
+    validate.workers(workers, default_workers(), scheduler)
     if scheduler in LOCAL_SCHEDULERS:
         yield Session(scheduler, workers)
         return
-    with client(scheduler, workers) as c:
+    with clients.client(scheduler, workers or default_workers() if scheduler == "local" else workers) as c:
         yield Session(scheduler, workers, c)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
+from .. import backend, validate
 from ..io import zarrio
 from . import executor
 from .blocks import SPATIAL, Block, crop, iter_blocks
@@ -26,7 +26,12 @@ def _whole(bound: Bound, arrays: Sequence[Any], be: backend.Backend) -> dict[str
     return {k: crop(v, block) for k, v in results.items()}
 
 
-def _block(bound: Bound, parts: Sequence[Any], block: Block, device: str) -> dict[str, Any]:
+def _block(bound: Bound, parts: Sequence[Any], block: Block, device: str,
+           origin: Sequence[int] | None) -> dict[str, Any]:
+    """One block; a dask array's (``origin``: where it starts) is checked for NaN here, where it is computed."""
+    if origin is not None:
+        for part in parts:
+            validate.finite(part, "the volume", origin)
     return executor.run_block(bound, parts, block, backend.resolve(device))  # the executor moves them
 
 
@@ -49,6 +54,9 @@ def apply(bound: Bound, *arrays: Any, chunks: int | Sequence[int] | None = None,
     lazy = isinstance(first, da.Array)
     be = backend.resolve(device)
     home = backend.for_array(first) if not lazy else backend.resolve("cpu")
+    if not lazy:
+        for a in arrays:
+            validate.finite(a, "the volume")
     if not lazy and chunks is None:
         results = _whole(bound, arrays, be)
     else:
@@ -60,7 +68,8 @@ def apply(bound: Bound, *arrays: Any, chunks: int | Sequence[int] | None = None,
         for block in iter_blocks(spatial, block_shape, bound.halo):
             core = tuple(s.stop - s.start for s in block.core)
             parts = [a[(Ellipsis, *block.padded)] for a in arrays]
-            task = dask.delayed(_block, pure=True)(bound, parts, block.local(), be.name)
+            task = dask.delayed(_block, pure=True)(bound, parts, block.local(), be.name,
+                                                   [s.start for s in block.padded] if lazy else None)
             for name in bound.names:
                 nested[name][block.index] = da.from_delayed(
                     task[name], shape=(*bound.channels[name], *core), dtype=bound.dtypes[name])

@@ -202,19 +202,24 @@ def staged(target: str | os.PathLike[str], *, overwrite: bool, inputs: Sequence[
     target = os.fspath(target)
     check_distinct(target, inputs)
     check_new(target, overwrite)
-    with lock(target):
-        recover(target)
-        check_new(target, overwrite)
-        stage = sibling(target, "partial")
-        remove(node(stage))
-        try:
-            yield stage
-        except BaseException:
+    created = _missing_folders(target)
+    try:
+        with lock(target):
+            recover(target)
+            check_new(target, overwrite)
+            stage = sibling(target, "partial")
             remove(node(stage))
-            raise
-        if not node(stage).exists():
-            raise OutputError(f"{target}: nothing was written")
-        commit(stage, target)
+            try:
+                yield stage
+            except BaseException:
+                remove(node(stage))
+                raise
+            if not node(stage).exists():
+                raise OutputError(f"{target}: nothing was written")
+            commit(stage, target)
+    except BaseException:
+        _tidy(created)
+        raise
 
 
 # --------------------------------------------------------------------------- temporaries
@@ -235,26 +240,62 @@ def mark_done(done_dir: str, keys: Iterable[str]) -> None:
         Path(done_dir, key).touch()
 
 
+def _missing_folders(path: str | os.PathLike[str]) -> list[Path]:
+    """The folders above ``path`` that do not exist yet (the deepest first): a run that fails created them."""
+    missing = []
+    folder = node(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _tidy(created: Sequence[Path]) -> None:
+    """Remove folders a failed run created, if nothing is in them but an empty zarr group's metadata
+    (which creating an array inside a new store writes); stop at the first that holds anything else."""
+    for folder in created:
+        try:
+            entries = set(os.listdir(folder))
+            if not entries <= {"zarr.json"}:
+                return
+            if entries:
+                group = json.loads((folder / "zarr.json").read_text())
+                if group.get("node_type") != "group" or group.get("attributes"):
+                    return
+                (folder / "zarr.json").unlink()
+            folder.rmdir()
+        except (OSError, ValueError):
+            return
+
+
 class _Locked:
-    """An output held under its writer's lock for the duration of a ``with`` block."""
+    """An output held under its writer's lock for the duration of a ``with`` block.
+
+    A run that fails leaves no new empty folder behind (:func:`_tidy`).
+    """
 
     target: str
 
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
+        self._created: list[Path] = []
 
     def __enter__(self) -> Any:
-        self._stack.enter_context(lock(self.target))
+        self._created = _missing_folders(self.target)
         try:
+            self._stack.enter_context(lock(self.target))
             recover(self.target)
             self._prepare()
         except BaseException:
             self._stack.close()
+            _tidy(self._created)
             raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()
+        if exc[0] is not None:
+            _tidy(self._created)
 
     def _prepare(self) -> None:
         """Find what a killed run left, or start afresh (called with the lock held)."""
@@ -400,9 +441,62 @@ class GroupOutput(_Locked):
         commit(self.partial, self.target)
 
 
-def discard_if_empty(output: BlockOutput) -> None:
-    """Remove a partial in which no chunk was completed (an error before any work leaves nothing behind)."""
-    if output.resumed and not output.complete and output.done_dir.is_dir() and not any(output.done_dir.iterdir()):
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def write_failure(target: str | os.PathLike[str], exc: OSError) -> OutputError:
+    """One line for an output that could not be written mid-run (disk full, permission lost, …).
+
+    What was completed before stays marked, so rerunning the same command resumes the run.
+    """
+    if isinstance(exc, OutputError):
+        return exc
+    target = os.fspath(target)
+    if exc.errno in _FULL:
+        return OutputError(f"disk full writing {target} ({exc.strerror}): free space and rerun the same command "
+                           "to resume")
+    if exc.errno in _DENIED:
+        return OutputError(f"{target}: permission to write was lost ({exc.strerror}); restore it and rerun the "
+                           "same command to resume")
+    return OutputError(f"{target}: cannot be written ({exc}); fix that and rerun the same command to resume")
+
+
+@contextlib.contextmanager
+def writing(target: str | os.PathLike[str], *, reading: bool = False) -> Iterator[None]:
+    """Turn a file system error raised while writing ``target`` into :func:`write_failure`'s one line.
+
+    ``reading``: the block also reads something else (a copy from a source), so only a full disk and
+    errors naming a file of ``target`` (or of its hidden siblings) are the output's; others pass unchanged.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        if reading and exc.errno not in _FULL and not _inside(exc.filename, target):
+            raise
+        raise write_failure(target, exc) from exc
+
+
+def _inside(filename: Any, target: str | os.PathLike[str]) -> bool:
+    """Whether ``filename`` is ``target``, inside it, or inside one of its siblings (``.NAME.partial…``)."""
+    if not isinstance(filename, (str, os.PathLike)):
+        return False
+    where, top = Path(os.path.abspath(filename)), Path(os.path.abspath(target))
+    if where == top or top in where.parents:
+        return True
+    if top.parent not in where.parents:
+        return False
+    first = where.relative_to(top.parent).parts[0]
+    return first.startswith(".") and top.name in first
+
+
+def discard_if_empty(output: BlockOutput, *, always: bool = False) -> None:
+    """Remove a partial in which no chunk was completed (an error before any work leaves nothing behind),
+    or, ``always``, any unfinished partial (one no rerun could resume: its input must change first)."""
+    if output.resumed and not output.complete and output.done_dir.is_dir() and (
+            always or not any(output.done_dir.iterdir())):
         remove(node(output.partial))
 
 

@@ -49,7 +49,16 @@ def open_dask(source: Any, chunks: int | Sequence[int] | None = None, *, progres
             yield da.from_array(source, chunks=zarrio.normalize_chunks(chunks, source.shape), asarray=False)
         return
     with staging.zarr_input(source, None, chunks, progress) as arr:
-        yield da.from_zarr(arr, chunks=zarrio.normalize_chunks(chunks, arr.shape) if chunks else arr.chunks)
+        yield from_zarr(arr, zarrio.normalize_chunks(chunks, arr.shape) if chunks else arr.chunks)
+
+
+def from_zarr(arr: Any, chunks: Sequence[int]) -> Any:
+    """A zarr array as a lazy dask array whose reads name a damaged chunk (:func:`gpuseg.io.zarrio.read`)."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    return da.from_array(zarrio.CheckedReads(arr), chunks=tuple(chunks), name=f"from-zarr-{tokenize(arr, tuple(chunks))}",
+                         meta=np.empty((0,) * arr.ndim, arr.dtype), asarray=True)
 
 
 def _chunk_call(func: Callable[..., Any], blocks: Sequence[Any], kwargs: Mapping[str, Any], device: str) -> np.ndarray:

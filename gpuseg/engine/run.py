@@ -9,8 +9,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import zarr
 
-from .. import backend
+from .. import backend, validate
+from ..errors import InputError
+from ..io import zarrio
 from . import cluster, executor, faults, outputs, plan, timing
 from .blocks import Block, chunk_keys, iter_blocks
 from .identity import fingerprint
@@ -20,21 +23,33 @@ log = logging.getLogger("gpuseg")
 
 
 def _block_task(bound: Bound, inputs: Sequence[Any], arrays: Mapping[str, Any], block: Block, device: str,
-                done_dirs: Sequence[str], chunk_shape: Sequence[int]) -> int:
-    """Read one block with its halo, compute it where the run was placed, write it, then mark its chunks."""
+                done_dirs: Mapping[str, str], chunk_shape: Sequence[int], targets: Mapping[str, str],
+                input_names: Sequence[str]) -> int:
+    """Read one block with its halo, compute it where the run was placed, write it, then mark its chunks.
+
+    A damaged input chunk is an :class:`~gpuseg.errors.InputError` naming it (:func:`gpuseg.io.zarrio.read`),
+    as is a NaN or infinite grey value (:func:`gpuseg.validate.finite`, named by ``input_names``);
+    a full disk or a lost permission on an output an :class:`~gpuseg.errors.OutputError`
+    (:func:`gpuseg.engine.outputs.write_failure`), the block then left unmarked, to be redone on resume.
+    """
     be = backend.resolve(device)
     clock = timing.BlockClock(on_gpu=be.name == "gpu")
-    parts = [a[(Ellipsis, *block.padded)] for a in inputs]  # decoding runs on every worker thread at once
+    parts = [zarrio.read(a, (Ellipsis, *block.padded)) for a in inputs]  # decoding runs on every worker thread
+    for part, name in zip(parts, input_names):
+        validate.finite(part, name, [s.start for s in block.padded])
     clock.lap("read")
     results = executor.run_block(bound, parts, block.local(), be, clock)
     for name, arr in arrays.items():
-        arr[(Ellipsis, *block.core)] = results[name].astype(arr.dtype, copy=False)
+        value = results[name].astype(arr.dtype, copy=False)
+        with outputs.writing(targets[name]):
+            arr[(Ellipsis, *block.core)] = value
     clock.lap("write")
     clock.done()
     faults.point("block:written")
     keys = chunk_keys(block.core, chunk_shape)
-    for done in done_dirs:  # after the data: a chunk without its mark is redone on resume
-        outputs.mark_done(done, keys)
+    for name, done in done_dirs.items():  # after the data: a chunk without its mark is redone on resume
+        with outputs.writing(targets[name]):
+            outputs.mark_done(done, keys)
     faults.point("block:marked")
     return 1
 
@@ -114,32 +129,54 @@ def run(
         pending = {name: o for name, o in outs.items() if not o.complete}
         if not pending:
             return dict(targets)
-        with cluster.session(scheduler, workers) as session:
-            place = session.placement(device)
-            chosen = _chosen_plan(list(pending.values()), block_shape, place.device) or plan.make(
-                bound, shape, chunk_shape, device=place.device, workers=session.parallelism,
-                free_device_memory=place.free_device_memory, sharing=place.sharing, block_shape=block_shape)
-            log.debug("%s: blocks of %s on the %s", bound.op.name, chosen.block_shape, place.device.upper())
-            arrays = {name: o.open((*bound.channels[name], *shape), bound.dtypes[name],
-                                   (*bound.channels[name], *chunk_shape), outputs.as_attrs(attrs), chosen.to_dict())
-                      for name, o in pending.items()}
-            done = set.intersection(*(o.done() for o in pending.values()))
-            todo = [b for b in iter_blocks(shape, chosen.block_shape, bound.halo)
-                    if not done.issuperset(chunk_keys(b.core, chunk_shape))]
-            if done:
-                log.info("%s: resuming, %d of %d chunks already written", targets[bound.names[0]], len(done),
-                         int(np.prod([-(-n // c) for n, c in zip(shape, chunk_shape)])))
-            import dask
-
-            dirs = [str(o.done_dir) for o in pending.values()]
-            tasks = [dask.delayed(_block_task, pure=False)(bound, inputs, arrays, b, place.device, dirs, chunk_shape)
-                     for b in todo]
-            try:
-                session.compute(tasks, progress=progress, desc=bound.op.name)
-            except Exception:
-                for o in pending.values():
-                    outputs.discard_if_empty(o)
-                raise
+        try:
+            _compute(bound, inputs, pending, shape=shape, chunk_shape=chunk_shape, attrs=attrs, device=device,
+                     input_names=_names(inputs, input_paths),
+                     scheduler=scheduler, workers=workers, block_shape=block_shape, progress=progress,
+                     label=targets[bound.names[0]])
+        except BaseException as exc:  # whatever stopped it: a partial without any completed chunk is not kept,
+            for o in pending.values():  # nor one whose input is at fault (a rerun needs a repaired input: afresh)
+                outputs.discard_if_empty(o, always=isinstance(exc, InputError))
+            raise
         for o in pending.values():
-            o.commit()
+            with outputs.writing(o.target):
+                o.commit()
     return dict(targets)
+
+
+def _names(inputs: Sequence[Any], paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """What errors call each input: the path the user gave, else the array's own."""
+    if len(paths) == len(inputs):
+        return [os.fspath(p) for p in paths]
+    return [zarrio.array_name(a) if isinstance(a, zarr.Array) else "the input" for a in inputs]
+
+
+def _compute(bound: Bound, inputs: Sequence[Any], pending: Mapping[str, outputs.BlockOutput], *,
+             shape: tuple[int, ...], chunk_shape: tuple[int, ...], attrs: Mapping[str, Any], device: str,
+             scheduler: str | None, workers: int | None, block_shape: Sequence[int] | None, progress: bool,
+             label: str, input_names: Sequence[str]) -> None:
+    """Every block not yet done, into the opened outputs ``pending``, on the chosen scheduler."""
+    with cluster.session(scheduler, workers) as session:
+        place = session.placement(device)
+        chosen = _chosen_plan(list(pending.values()), block_shape, place.device) or plan.make(
+            bound, shape, chunk_shape, device=place.device, workers=session.parallelism,
+            free_device_memory=place.free_device_memory, sharing=place.sharing, block_shape=block_shape)
+        log.debug("%s: blocks of %s on the %s", bound.op.name, chosen.block_shape, place.device.upper())
+        arrays = {}
+        for name, o in pending.items():
+            with outputs.writing(o.target):
+                arrays[name] = o.open((*bound.channels[name], *shape), bound.dtypes[name],
+                                      (*bound.channels[name], *chunk_shape), outputs.as_attrs(attrs), chosen.to_dict())
+        done = set.intersection(*(o.done() for o in pending.values()))
+        todo = [b for b in iter_blocks(shape, chosen.block_shape, bound.halo)
+                if not done.issuperset(chunk_keys(b.core, chunk_shape))]
+        if done:
+            log.info("%s: resuming, %d of %d chunks already written", label, len(done),
+                     int(np.prod([-(-n // c) for n, c in zip(shape, chunk_shape)])))
+        import dask
+
+        dirs = {name: str(o.done_dir) for name, o in pending.items()}
+        names = {name: o.target for name, o in pending.items()}
+        tasks = [dask.delayed(_block_task, pure=False)(bound, inputs, arrays, b, place.device, dirs, chunk_shape, names,
+                                                       input_names) for b in todo]
+        session.compute(tasks, progress=progress, desc=bound.op.name)

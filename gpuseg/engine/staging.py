@@ -62,7 +62,8 @@ def zarr_input(
     else:
         log.info("%s: reading through a zarr copy %s", path, scratch)
         outputs.remove(scratch)
-        arr = ingest(path, scratch, chunks=chunks, progress=progress, attrs={SOURCE_KEY: signature})
+        with outputs.writing(scratch, reading=True):  # a full disk while copying: one line
+            arr = ingest(path, scratch, chunks=chunks, progress=progress, attrs={SOURCE_KEY: signature})
     try:
         yield arr
     except BaseException:
@@ -86,5 +87,6 @@ def zarr_output(output: str | os.PathLike[str], overwrite: bool, progress: bool 
     outputs.check_new(output, overwrite)
     scratch = outputs.scratch(output, "result")
     yield scratch
-    export(scratch, output, overwrite=overwrite, progress=progress)
+    with outputs.writing(output):
+        export(scratch, output, overwrite=overwrite, progress=progress)
     outputs.remove(scratch)

@@ -22,6 +22,9 @@ from pathlib import Path
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+FOREIGN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".raw", ".mrc", ".rec", ".nii", ".nrrd", ".vol", ".am",
+                    ".n5", ".csv", ".json", ".txt", ".npz")
+"""Names of formats gpuseg does not write: as an output they would silently become a folder of TIFF slices."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,3 +82,26 @@ def node(path: str | os.PathLike[str]) -> Path:
         return Path(loc.container)
     text = os.fspath(path)
     return Path(text.rstrip("/") or text)
+
+
+def check_writable_kind(path: str | os.PathLike) -> Location:
+    """The location of an output path, refusing a name that promises a format gpuseg does not write.
+
+    Examples
+    --------
+    >>> check_writable_kind("slices").kind
+    'tiff-folder'
+    >>> check_writable_kind("out.png")
+    Traceback (most recent call last):
+    ...
+    gpuseg.errors.OutputError: out.png: gpuseg does not write .png volumes; name out.zarr[/array], out.tif or a \
+folder of TIFF slices
+    """
+    from ..errors import OutputError
+
+    loc = parse(path)
+    suffix = Path(os.fspath(path).rstrip("/")).suffix.lower()
+    if loc.kind == "tiff-folder" and suffix in FOREIGN_SUFFIXES:
+        raise OutputError(f"{path}: gpuseg does not write {suffix} volumes; name out.zarr[/array], out.tif or a "
+                          "folder of TIFF slices")
+    return loc

@@ -11,6 +11,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
+from ..validate import three_d
 
 BIGTIFF_LIMIT = 2**32 - 2**25  # stay clear of 4 GiB: headers and offsets need room too
 
@@ -65,11 +66,9 @@ def stack_info(path: str | os.PathLike) -> tuple[tuple[int, int, int], np.dtype]
     if not path.exists():
         raise InputError(f"{path}: no such file or folder; check the path")
     shape, dtype, _ = _page_shape(path)
-    if len(shape) == 2:
-        shape = (1, *shape)
-    if len(shape) != 3:
-        raise InputError(f"{path}: expected a 3-D greyscale stack (z, y, x), found shape {shape}")
-    return shape, dtype
+    three_d(shape, str(path))
+    z, y, x = shape
+    return (z, y, x), dtype
 
 
 def iter_slabs(

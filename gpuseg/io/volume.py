@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..validate import three_d
 from . import tiff, zarrio
 from .paths import Location, parse
 
@@ -84,10 +85,7 @@ def info(path: str | os.PathLike) -> VolumeInfo:
 
 def check_volume(vol: VolumeInfo) -> None:
     """Raise :class:`InputError` unless ``vol`` is a 3-D volume of a supported dtype."""
-    if len(vol.shape) != 3:
-        raise InputError(f"{vol.path}: expected a 3-D volume (z, y, x), found shape {vol.shape}")
-    if min(vol.shape) < 1:
-        raise InputError(f"{vol.path}: volume is empty (shape {vol.shape})")
+    three_d(vol.shape, vol.path)
     check_dtype(vol.dtype, vol.path)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
+from .. import validate
 from ..errors import InputError, OutputError
 from .paths import parse
 
@@ -42,7 +45,9 @@ def normalize_chunks(chunks: int | Sequence[int] | None, shape: Sequence[int]) -
         from ..errors import ParameterError
 
         raise ParameterError(f"chunks {chunks!r} must be one or {ndim} positive integers")
-    return tuple(max(1, min(c, s)) for c, s in zip(values, shape))
+    clipped = tuple(max(1, min(c, s)) for c, s in zip(values, shape))
+    validate.chunk_count(shape, clipped)
+    return clipped
 
 
 def open_array(path: str | os.PathLike, mode: AccessMode = "r") -> zarr.Array:
@@ -119,4 +124,109 @@ def create_array(
             attributes=dict(attrs or {}), overwrite=overwrite,
         )
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(f"disk full writing {path} ({exc.strerror}): free space and rerun the same command") from exc
         raise OutputError(f"{path}: cannot be written ({exc}); choose an output path you can write to") from exc
+
+
+# --------------------------------------------------------------------------- reads that name a damaged chunk
+
+REPAIR = "re-ingest or restore it, then rerun the same command to resume"
+
+
+def _full_selection(selection: Any, shape: Sequence[int]) -> tuple[slice, ...] | None:
+    """``selection`` (slices, an optional leading Ellipsis) as one step-1 slice per axis; None for anything else."""
+    sel = selection if isinstance(selection, tuple) else (selection,)
+    if sel and sel[0] is Ellipsis:
+        sel = (slice(None),) * (len(shape) - len(sel) + 1) + sel[1:]
+    sel = sel + (slice(None),) * (len(shape) - len(sel))
+    if len(sel) != len(shape) or not all(isinstance(s, slice) and s.step in (None, 1) for s in sel):
+        return None
+    return tuple(slice(*s.indices(n)[:2]) for s, n in zip(sel, shape))
+
+
+def _chunk_file(arr: zarr.Array, coords: tuple[int, ...]) -> str | None:
+    """The file holding chunk ``coords`` of a local zarr array (None for other stores)."""
+    root = getattr(arr.store, "root", None)
+    try:
+        key = arr.metadata.encode_chunk_key(coords)
+    except Exception:  # zarr v2 metadata, or a store that names chunks otherwise
+        return None
+    return os.fspath(Path(root, arr.path, key)) if root is not None else None
+
+
+def _unreadable_chunk(arr: zarr.Array, selection: tuple[slice, ...]) -> tuple[tuple[int, ...], BaseException] | None:
+    """The first chunk under ``selection`` that cannot be read on its own, with its error."""
+    ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(selection, arr.chunks)]
+    for coords in itertools.product(*ranges):
+        try:
+            arr.get_block_selection(coords)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            return coords, exc
+    return None
+
+
+def read(source: Any, selection: Any) -> Any:
+    """``source[selection]``; for a zarr array, a chunk that cannot be read (damaged, truncated, or its
+    file not readable) is an :class:`InputError` naming the array, the chunk and its file.
+
+    Only failures of the data are converted: after an error the region is read again chunk by chunk,
+    and unless one chunk fails on its own (or the error was the file system's), the error is re-raised
+    unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> arr = create_array(os.path.join(tempfile.mkdtemp(), "v.zarr/raw"), (4, 4, 4), np.uint8, (2, 2, 2))
+    >>> read(arr, (Ellipsis, slice(0, 2), slice(1, 3), slice(0, 4))).shape
+    (2, 2, 4)
+    """
+    if not isinstance(source, zarr.Array):
+        return source[selection]
+    try:
+        return source[selection]
+    except MemoryError:
+        raise
+    except Exception as exc:
+        full = _full_selection(selection, source.shape)
+        found = _unreadable_chunk(source, full) if full is not None else None
+        if found is None and not isinstance(exc, OSError):
+            raise
+        raise InputError(_unreadable(source, found, exc)) from exc
+
+
+def _unreadable(arr: zarr.Array, found: tuple[tuple[int, ...], BaseException] | None, exc: BaseException) -> str:
+    name = array_name(arr)
+    if found is None:
+        return f"{name}: cannot be read ({_reason(exc)}); check the input, or {REPAIR}"
+    coords, err = found
+    where = _chunk_file(arr, coords)
+    place = f"chunk {tuple(int(c) for c in coords)}" + (f" (file {where})" if where else "")
+    if isinstance(err, PermissionError):
+        return f"{name}: {place} cannot be read ({_reason(err)}); give read access to it, then rerun the same command"
+    return f"{name}: {place} cannot be read ({_reason(err)}); the input is damaged: {REPAIR}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def array_name(arr: zarr.Array) -> str:
+    """The path of a local zarr array (the store path for others), as errors name it."""
+    root = getattr(arr.store, "root", None)
+    return os.fspath(Path(root, arr.path)) if root is not None else str(arr.store_path)
+
+
+class CheckedReads:
+    """A zarr array as ``dask.array.from_array`` reads it, through :func:`read` (a damaged chunk is one clear
+    :class:`InputError`)."""
+
+    def __init__(self, array: zarr.Array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = tuple(array.shape), array.dtype, array.ndim
+
+    def __getitem__(self, selection: Any) -> Any:
+        return read(self.array, selection)

@@ -151,7 +151,7 @@ def _histogram_group(regions: Sequence[np.ndarray], geom, seed, device) -> np.nd
 def _count_group(array, slices) -> np.ndarray:
     counts = np.zeros(4, np.int64)
     for s in slices:
-        counts += np.bincount(np.asarray(array[s]).ravel(), minlength=256)[:4]
+        counts += np.bincount(np.asarray(zarrio.read(array, s)).ravel(), minlength=256)[:4]
     return counts
 
 
@@ -210,6 +210,11 @@ def generate(
         if len(header.shape) != 3:
             raise InputError(f"{labels}: a label volume must be 3-D (z y x); it has shape {header.shape}")
         _check_labels(header.dtype, os.fspath(labels))
+        shape = _shape(header.shape)
+        chunk_shape = zarrio.normalize_chunks(chunks or header.chunks, shape)
+    else:
+        shape = _shape(shape if shape is not None else ())
+        chunk_shape = zarrio.normalize_chunks(chunks, shape)
     final = output
     with outputs.GroupOutput(final, fingerprint=fingerprint(**identity), overwrite=overwrite) as out:
         output = out.partial
@@ -224,9 +229,7 @@ def generate(
                     attrs={**attrs, **(extra_attrs or {})}, identity=identity, **compute)
 
         if labels is None:
-            shape = _shape(shape if shape is not None else ())
             geom = microstructure.geometry(params)
-            chunk_shape = zarrio.normalize_chunks(chunks, shape)
             if "levels" not in state:
                 regions = [Region(shape)[b.core] for b in iter_blocks(shape, chunk_shape, 0)]
                 tasks = [dask.delayed(_histogram_group)(g, geom, seed, device) for g in _grouped(regions, workers)]
@@ -242,12 +245,10 @@ def generate(
         else:
             extra = {"label_map": identity["label_map"], "source": os.fspath(labels)}
             with staging.zarr_input(labels, final, chunks, progress) as src:
-                shape = _shape(src.shape)
                 voxel = metadata.voxel_size(src.attrs.asdict())
                 if voxel is not None and "voxel_size_nm" not in overrides:
                     params["voxel_size_nm"] = voxel[0]
                     attrs[metadata.VOXEL_SIZE_KEY] = voxel
-                chunk_shape = zarrio.normalize_chunks(chunks or src.chunks, shape)
                 write(MAP_LABELS, {"pairs": _pairs(label_map)}, [src], "truth", src.dtype, shape, chunk_shape)
             if "counts" not in state:
                 truth = zarrio.open_array(f"{output}/truth")

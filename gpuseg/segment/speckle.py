@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from typing_extensions import Unpack
 
-from .. import backend
+from .. import backend, validate
 from ..engine import Operation, RunOptions, process
 from ..errors import InputError, ParameterError
 
@@ -95,11 +95,13 @@ def remove_speckles(
     array or str
         The cleaned labels (same dtype), or the output path.
     """
-    min_size = int(min_size)
-    if min_size < 1:
-        raise ParameterError(f"min_size {min_size} must be at least 1")
+    min_size = validate.integer("--min-size", min_size, at_least=1)
+    phase = validate.integer("--phase", phase, at_least=1, at_most=255)
+    fill = validate.integer("--fill", fill, at_least=0, at_most=255)
+    if fill == phase:
+        raise ParameterError(f"--fill {fill} equals --phase {phase}: removed voxels must get another label")
     structure(connectivity)
-    params = {"min_size": min_size, "phase": int(phase), "fill": int(fill), "connectivity": int(connectivity)}
+    params = {"min_size": min_size, "phase": phase, "fill": fill, "connectivity": int(connectivity)}
     return process(SPECKLE, params, segmentation, output, check=lambda seg: _check_labels(seg, segmentation),
                    attrs=lambda src: {**src.attrs.asdict(), "speckle_min_size": min_size}, **options)
 

@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 from typing_extensions import Unpack
 
-from .. import backend
+from .. import backend, validate
 from ..engine import Operation, Result, RunOptions, is_path, outputs, process, reduce
 from ..errors import InputError, ParameterError
+from ..io import metadata
 
 STUDY_OFFSET = 10  # the study's S1/S3: 10 grey values below/above the user's threshold S2
-PHASE_NAMES = {2: {1: "active", 2: "non-active"}, 3: {1: "active", 2: "CBD", 3: "pore"}}
+PHASE_NAMES = metadata.PHASE_NAMES
 
 
 # --------------------------------------------------------------------------- histogram
@@ -117,6 +118,7 @@ def histogram(
     >>> counts.tolist(), centers.tolist()
     ([2, 0, 1], [3, 4, 5])
     """
+    validate.integer("--nbins", nbins, at_least=2, at_most=1 << 16)
     compute: dict[str, Any] = {"device": device, "scheduler": scheduler, "workers": workers, "progress": progress}
     name = os.fspath(image) if is_path(image) else "the volume"
     with reduce.open_dask(image, chunks, progress=progress) as x:
