@@ -111,6 +111,21 @@ class Forest:
     def replace(self, **changes: Any) -> Forest:
         return dataclasses.replace(self, **changes)
 
+    def first(self, k: int) -> Forest:
+        """The forest of the first ``k`` trees (scikit-learn grows them independently: a fair ``k``-tree forest).
+
+        Raises
+        ------
+        ParameterError
+            ``k`` is not a whole number from 1 to :attr:`n_trees`.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.n_trees:
+            raise ParameterError(f"{k!r} trees asked of a forest that holds {self.n_trees}; "
+                                 f"ask for a whole number from 1 to {self.n_trees}")
+        end = int(self.tree_start[k])
+        return self.replace(feature=self.feature[:end], threshold=self.threshold[:end], left=self.left[:end],
+                            right=self.right[:end], value=self.value[:end], tree_start=self.tree_start[: k + 1])
+
     def digest(self) -> str:
         """A hash of what decides its predictions (arrays, classes, features): names it in run fingerprints."""
         import hashlib
@@ -227,6 +242,67 @@ def flatten(clf: Any, *, class_names: Sequence[str] = (), spec: Mapping[str, Any
         n_features=int(clf.n_features_in_), class_names=tuple(class_names or (str(c) for c in clf.classes_)),
         features=dict(spec or {}), info=dict(info or {}),
     )
+
+
+# --------------------------------------------------------------------------- sizing: fewer trees, shallower trees
+
+
+def node_depth(forest: Forest) -> np.ndarray:
+    """Depth of every node (roots 0), level by level from the roots.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).random((200, 3), dtype=np.float32)
+    >>> f = train(X, np.where(X[:, 0] > 0.5, 2, 1).astype(np.uint8), trees=2)
+    >>> d = node_depth(f)
+    >>> int(d[f.tree_start[0]]), bool(np.all(d[f.left[f.left >= 0]] == d[f.left >= 0] + 1))
+    (0, True)
+    """
+    depth = np.zeros(forest.n_nodes, np.int32)
+    level, d = forest.tree_start[:-1], 0
+    while len(level):
+        depth[level] = d
+        level = level[forest.feature[level] != LEAF]
+        level, d = np.concatenate([forest.left[level], forest.right[level]]), d + 1
+    return depth
+
+
+def max_depth(forest: Forest) -> int:
+    """The depth of the deepest leaf (a root alone: 0)."""
+    return int(node_depth(forest).max()) if forest.n_nodes else 0
+
+
+def truncate(forest: Forest, depth: int) -> Forest:
+    """Every tree cut at ``depth``: inner nodes there become leaves holding their subtree's class distribution.
+
+    The distribution stored at an inner node is that of the (bootstrap-weighted) training samples
+    reaching it, normalised: exactly the leaf a tree grown with ``max_depth=depth`` would hold there
+    (the same splits above it), so the cut tree is that tree.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).random((400, 3), dtype=np.float32)
+    >>> f = train(X, np.where(X[:, 0] + 0.2 * X[:, 1] > 0.5, 2, 1).astype(np.uint8), trees=3)
+    >>> g = truncate(f, 2)
+    >>> max_depth(g), g.n_trees, bool(np.allclose(g.value.sum(axis=1), 1))
+    (2, 3, True)
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ParameterError(f"tree depth {depth!r} must be a whole number >= 1")
+    d = node_depth(forest)
+    keep = d <= depth
+    if keep.all():
+        return forest
+    new = np.cumsum(keep) - 1
+    leaf = (forest.feature == LEAF) | (d == depth)
+    child = lambda a: np.where(leaf, LEAF, new[np.where(leaf, 0, a)]).astype(np.int32)[keep]
+    tree = np.repeat(np.arange(forest.n_trees), np.diff(forest.tree_start))
+    counts = np.bincount(tree[keep], minlength=forest.n_trees)
+    return forest.replace(
+        feature=np.where(leaf, LEAF, forest.feature).astype(np.int32)[keep],
+        threshold=np.where(leaf, np.float32(0), forest.threshold).astype(np.float32)[keep],
+        left=child(forest.left), right=child(forest.right), value=forest.value[keep],
+        tree_start=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 
 
 def check_features(features: Any, forest: Forest) -> None:

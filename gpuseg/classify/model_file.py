@@ -6,6 +6,14 @@ classes and their names, the feature specification, training information, the ve
 that wrote it, and a SHA-256 over the header and every array). Read with
 ``allow_pickle=False``: a pickled object array is refused, never loaded.
 
+The trees stored are the ones kept: a forest sized by the data (``gpuseg train`` without
+``--trees``) holds only its first trees, possibly cut in depth, and ``info["size"]`` says how
+they were chosen (``method`` ``agreement`` / ``fixed`` / ``full``; ``trees``, ``depth``,
+``grown_trees``, ``grown_depth``, the ``agreement`` measured on ``sample`` unlabelled voxels of the
+``region``, its ``stderr``, ``visits`` and ``grown_visits``). Files written before sizing existed
+have no ``size`` record and load as they are; a header or size record asking for more (or fewer)
+trees than the file holds is refused.
+
 Examples
 --------
 >>> import numpy as np, tempfile, os
@@ -23,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -98,8 +107,15 @@ def load(path: str | os.PathLike) -> Forest:
         Missing, truncated, tampered, pickled or structurally invalid files.
     """
     path = os.fspath(path)
+    if Path(path).is_dir():
+        raise InputError(f"{path}: is a folder, not a gpuseg model file (.npz); give the file `gpuseg train --model` wrote")
     if not Path(path).is_file():
         raise InputError(f"{path}: no such model file; train one with `gpuseg train`")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # every .npz is a zip archive
+        raise InputError(f"{path}: not a gpuseg model file (not an .npz archive); give the file `gpuseg train --model` "
+                         "wrote")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
@@ -113,7 +129,8 @@ def load(path: str | os.PathLike) -> Forest:
         if "pickle" in str(exc):
             raise InputError(f"{path}: holds pickled objects, which gpuseg never loads; use a model file written by `gpuseg train`") from None
         raise InputError(f"{path}: corrupt model file ({exc}); train it again") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, NotImplementedError, RuntimeError,
+            struct.error) as exc:  # what zipfile raises on damaged archives (e.g. "encrypted" on flipped flag bits)
         raise InputError(f"{path}: truncated or corrupt model file ({type(exc).__name__}: {exc}); train it again") from None
     try:
         if blob.dtype != np.uint8 or blob.ndim != 1:
@@ -134,10 +151,27 @@ def load(path: str | os.PathLike) -> Forest:
     forest = Forest(**arrays, n_features=int(header["n_features"]), class_names=tuple(header.get("class_names", ())),
                     features=header.get("features", {}),
                     info={**header.get("info", {}), "versions": header.get("versions", {}), "sha256": header["sha256"]})
-    problem = validate(forest)
+    problem = validate(forest) or _size_problem(header, forest)
     if problem:
         raise InputError(f"{path}: invalid forest ({problem}); train it again")
     return forest
+
+
+def _size_problem(header: Mapping[str, Any], forest: Forest) -> str:
+    """What is wrong with the tree counts the header states ("" if nothing; files without them are fine)."""
+    held = forest.n_trees
+    size = forest.info.get("size")
+    asked = [("the header", header.get("n_trees", held))]
+    if size is not None:
+        if not isinstance(size, Mapping):
+            return "its size record is not a mapping"
+        asked.append(("its size record", size.get("trees", held)))
+    for where, n in asked:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            return f"{where} asks for {n!r} trees, not a whole number >= 1"
+        if n != held:
+            return f"{where} asks for {n} trees but the file holds {held}"
+    return ""
 
 
 def validate(forest: Forest) -> str:

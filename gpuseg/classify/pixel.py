@@ -39,15 +39,15 @@ from typing import Any
 import numpy as np
 from typing_extensions import Unpack
 
-from .. import backend
+from .. import backend, validate
 from .. import features as feat
-from ..engine import Operation, Result, RunOptions, is_path, process, staging
+from ..engine import Operation, Result, RunOptions, is_path, outputs, process, staging
 from ..errors import InputError, OutputError, ParameterError
-from ..io import ilastik, zarrio
+from ..io import ilastik
 from ..io.paths import parse
 from ..volumes import central_region
+from . import cpu, model_file, predictor, samples
 from . import forest as fo
-from . import model_file, predictor, samples
 from .scribbles import check_classes
 from .scribbles import read as read_scribbles
 
@@ -55,6 +55,13 @@ log = logging.getLogger("gpuseg")
 
 PROB_DTYPES = ("uint8", "float16")
 COMPARE_SIZE = 64
+GROWN_TREES = 100
+"""Trees grown before the forest is sized by the data (ilastik's default forest)."""
+SIZING_BLOCK = 16
+"""Edge of the blocks whose disagreements count as one cluster in the agreement's standard error
+(the ``default`` features reach σ = 10: neighbouring voxels flip together)."""
+MAX_TREES = 5000
+"""More trees than this change no label a forest of fewer gives, and cost hours per volume."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +168,8 @@ def train(
     twod: bool = False,
     mode: str = "ilastik",
     ilp: str | None = None,
-    trees: int = 100,
+    trees: int | None = None,
+    full_forest: bool = False,
     random_state: int = 0,
     class_names: Sequence[str] | None = None,
     model: str | os.PathLike | None = None,
@@ -187,7 +195,15 @@ def train(
     twod, mode : see :func:`gpuseg.features.parse_features`.
     ilp : path, optional
         Take the feature selection (and class names) from this ilastik project.
-    trees, random_state : forest size and seed.
+    trees : int, optional
+        Grow and keep exactly this many trees. By default :data:`GROWN_TREES` are grown and the
+        forest is sized by the data: the fewest first trees (and a cut depth, where that saves
+        node visits) whose labels agree with the grown forest's on 99.9 % of the unlabelled
+        voxels of the central crop (:func:`gpuseg.classify.cpu.size`).
+    full_forest : bool
+        Keep every tree grown (no sizing).
+    random_state : int
+        Seed of the forest.
     class_names : sequence of str, optional
         Name of class value 1, 2, …; default: the project's label names, else the values.
     model : path, optional
@@ -202,12 +218,18 @@ def train(
     -------
     TrainResult
     """
-    if model is not None:
-        zarrio.check_writable(model, overwrite)
+    if trees is not None:
+        trees = validate.integer("--trees", trees, at_least=1, at_most=MAX_TREES)
+    cpu.check_sklearn()  # the crop is predicted through scikit-learn's traversal: refuse before any work
+    validate.integer("--seed", random_state, at_least=0, at_most=2**32 - 1)
+    explicit_names = class_names is not None
     spec = feature_spec(features, twod=twod, mode=mode, ilp=ilp)
     sources = list(labels) if isinstance(labels, (list, tuple)) else [labels]
     if not sources:
         raise ParameterError("train needs at least one annotation")
+    if model is not None:
+        outputs.check_distinct(model, [p for p in (image, *sources, ilp) if is_path(p)])
+        outputs.check_new(model, overwrite)
     if class_names is None:
         project = ilp or next((os.fspath(s) for s in sources if isinstance(s, (str, os.PathLike))
                                and os.fspath(s).lower().endswith(".ilp")), None)
@@ -221,19 +243,23 @@ def train(
         scribbles = read_scribbles(sources, shape)
         for i in range(len(sources)):  # every iteration must see two classes, before any features are computed
             check_classes(scribbles.merged(i + 1), scribbles.names[: i + 1])
-        _class_names(np.unique(scribbles.merged()).tolist(), class_names, ", ".join(scribbles.names))
+        present = np.unique(scribbles.merged()).tolist()
+        if explicit_names and class_names is not None and len(class_names) > max(present):
+            raise ParameterError(f"--class-names gives {len(class_names)} names but the scribbles hold class values "
+                                 f"{', '.join(map(str, (c for c in present if c)))}; name classes 1..{max(present)}")
+        _class_names(present, class_names, ", ".join(scribbles.names))
         X = samples.gather(arr, scribbles, spec, block=chunks or samples.GATHER_BLOCK, device=device,
-                           scheduler=scheduler, workers=workers, progress=progress)
+                           scheduler=scheduler, workers=workers, progress=progress, name=name)
         region = central_region(shape, [min(compare_size, n) for n in shape])
-        X_compare = samples.region_features(arr, region, spec, device)
-    forest, previous, counts, changed = None, None, [], []
+        X_compare = samples.region_features(arr, region, spec, device, name)
+    forest, previous, current, counts, changed = None, None, None, [], []
     for i in range(len(sources)):
         merged = scribbles.merged(i + 1)
         keep = merged > 0
         classes = np.unique(merged[keep]).tolist()
         names = _class_names(classes, class_names, ", ".join(scribbles.names[: i + 1]))
-        forest = fo.train(X[keep], merged[keep], trees=trees, random_state=random_state, workers=workers,
-                          class_names=names, spec=spec.to_dict())
+        forest = fo.train(X[keep], merged[keep], trees=trees or GROWN_TREES, random_state=random_state,
+                          workers=workers, class_names=names, spec=spec.to_dict())
         counts.append(int(keep.sum()))
         current = predictor.predict(X_compare, forest)
         if previous is not None:
@@ -241,11 +267,38 @@ def train(
             log.debug("iteration %d (%s): %.2f %% of the central %s crop changed label", i + 1, scribbles.names[i],
                       changed[-1], "x".join(str(s.stop - s.start) for s in region))
         previous = current
-    assert forest is not None  # sources is not empty (checked above)
-    forest = forest.replace(info={**forest.info, "annotations": list(scribbles.names), "changed_percent": changed})
+    assert forest is not None and current is not None  # sources is not empty (checked above)
+    forest, sizing = _size(forest, trees, full_forest, X_compare, current, region, scribbles)
+    forest = forest.replace(info={**forest.info, "annotations": list(scribbles.names), "changed_percent": changed,
+                                  "size": sizing})
     if model is not None:
         model_file.save(forest, model)
     return TrainResult(forest, counts, changed, region, os.fspath(model) if model else None)
+
+
+def _size(forest: fo.Forest, trees: int | None, full_forest: bool, X_compare: Any, current: Any,
+          region: tuple[slice, ...], scribbles: Any) -> tuple[fo.Forest, dict[str, Any]]:
+    """The forest to keep, and how its size was chosen (stored as the model's ``info["size"]``)."""
+    crop = tuple(s.stop - s.start for s in region)
+    where = f"central {crop[0]}³ crop" if len(set(crop)) == 1 else f"central {'x'.join(map(str, crop))} crop"
+    base = {"grown_trees": forest.n_trees, "region": where}
+    if trees is not None or full_forest:
+        return forest, {**base, "method": "fixed" if trees is not None else "full", "trees": forest.n_trees}
+    coords = scribbles.coords()
+    lo = np.array([s.start for s in region])
+    inside = np.all((coords >= lo) & (coords < lo + np.array(crop)), axis=1)
+    unlabelled = np.ones(int(np.prod(crop)), bool)
+    unlabelled[np.ravel_multi_index(tuple((coords[inside] - lo).T), crop)] = False
+    if not unlabelled.any():
+        return forest, {**base, "method": "full", "trees": forest.n_trees,
+                        "why": "every voxel of the crop is labelled: no sample to size the forest on"}
+    blocks = np.indices(crop).reshape(3, -1) // SIZING_BLOCK
+    groups = np.ravel_multi_index(tuple(blocks), tuple(-(-n // SIZING_BLOCK) for n in crop))
+    kept, sizing = cpu.size(forest, backend.to_host(X_compare)[unlabelled], backend.to_host(current)[unlabelled],
+                            groups=groups[unlabelled])
+    log.debug("kept %d of %d trees, depth %d of %d: %.4f agreement on %d voxels", sizing.trees,
+              sizing.grown_trees, sizing.depth, sizing.grown_depth, sizing.agreement, sizing.sample)
+    return kept, {**base, "method": "agreement", **sizing.to_dict()}
 
 
 # --------------------------------------------------------------------------- prediction
