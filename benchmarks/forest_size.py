@@ -7,7 +7,7 @@ NMC-1 geometry in ``../shared/data`` at two noise levels (skipped where the fold
 scribbles (7 slices × 10 %, three classes) train 100-tree forests with each ``min_samples_leaf``, on the
 ``default`` features. Then:
 
-* **sizing** (what ``gpuseg train`` does by default): :func:`gpuseg.classify.cpu.size` on the unlabelled
+* **sizing** (what ``gpuseg train`` does by default): :func:`gpuseg.classify.sizing.size` on the unlabelled
   voxels of the central 64³ crop: kept trees K and cut depth, agreement with the grown forest there;
 * **held-out**: up to 250 000 unlabelled voxels outside that crop (never used for the choice): the kept
   forest's agreement with the grown forest, accuracy of both against the phantom's truth (active material
@@ -30,7 +30,7 @@ from _util import machine
 
 from gpuseg import classify, phantom
 from gpuseg import features as feat
-from gpuseg.classify import cpu
+from gpuseg.classify import cpu, sizing
 from gpuseg.classify import forest as fo
 from gpuseg.volumes import central_region
 
@@ -89,9 +89,9 @@ def run_case(name, make, args, summary, curve, grid):
         forest = fo.train(X[labelled], scribbles.ravel()[labelled], trees=args.trees, random_state=args.seed,
                           workers=args.workers, min_samples_leaf=msl)
         t1 = time.perf_counter()
-        kept, s = cpu.size(forest, X[sample], groups=groups[sample])
+        kept, s = sizing.size(forest, X[sample], groups=groups[sample])
         t2 = time.perf_counter()
-        c = cpu.curves(forest, X[held], depths=args.depths,
+        c = sizing.curves(forest, X[held], depths=args.depths,
                        score=lambda labels: float(np.mean((labels == 1) == truth_active[held])))
         grown_labels = forest.classes[np.argmax(cpu.predict_proba(X[held], forest), axis=1)]
         kept_labels = kept.classes[np.argmax(cpu.predict_proba(X[held], kept), axis=1)]

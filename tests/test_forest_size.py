@@ -19,7 +19,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from gpuseg import classify, phantom
 from gpuseg import features as feat
-from gpuseg.classify import cpu, gpu, model_file
+from gpuseg.classify import cpu, gpu, model_file, sizing
 from gpuseg.classify import forest as fo
 from gpuseg.errors import DeviceError, InputError, ParameterError
 from gpuseg.volumes import central_region
@@ -134,7 +134,7 @@ def test_truncated_trees_answer_like_the_node_at_that_depth():
 def test_curves_equal_direct_predictions_of_each_prefix_and_cut():
     X, y = _data()
     forest = fo.train(X[:600], y[:600], trees=12, workers=1)
-    c = cpu.curves(forest, X, depths=[3], score=lambda labels: float(np.mean(labels == y)))
+    c = sizing.curves(forest, X, depths=[3], score=lambda labels: float(np.mean(labels == y)))
     full = _labels(forest, X)
     for k in (1, 5, 12):
         for j, cut in enumerate(c.depths):
@@ -153,8 +153,8 @@ def test_a_cut_depth_is_kept_where_it_saves_node_visits():
     flip = rng.random(len(y)) < 0.03
     y[flip] = 3 - y[flip]
     forest = fo.train(X, y, trees=30, workers=1)
-    kept, s = cpu.size(forest, rng.random((40000, 3), dtype=np.float32))
-    assert s.depth < s.grown_depth and s.trees < 30 and s.visits < (1 - cpu.DEPTH_GAIN) * s.grown_visits
+    kept, s = sizing.size(forest, rng.random((40000, 3), dtype=np.float32))
+    assert s.depth < s.grown_depth and s.trees < 30 and s.visits < (1 - sizing.DEPTH_GAIN) * s.grown_visits
     expected = fo.truncate(forest.first(s.trees), s.depth)
     for name in fo.ARRAYS:
         np.testing.assert_array_equal(getattr(kept, name), getattr(expected, name))
@@ -165,9 +165,9 @@ def test_a_cut_depth_is_kept_where_it_saves_node_visits():
 
 def test_smallest_takes_the_first_prefix_from_which_all_agree():
     a = np.array([0.99, 0.9992, 0.9985, 0.9991, 0.9995, 1.0])
-    assert cpu.smallest(a) == 4  # 0.9992 at k = 2 is followed by a dip
-    assert cpu.smallest(a, stderr=np.full(6, 2e-4)) == 5  # 0.9995 - 2.33 * 2e-4 < 0.999: only the last two
-    assert cpu.smallest(np.array([0.5, 0.9])) == 0
+    assert sizing.smallest(a) == 4  # 0.9992 at k = 2 is followed by a dip
+    assert sizing.smallest(a, stderr=np.full(6, 2e-4)) == 5  # 0.9995 - 2.33 * 2e-4 < 0.999: only the last two
+    assert sizing.smallest(np.array([0.5, 0.9])) == 0
 
 
 # --------------------------------------------------------------------------- CLI, model file

@@ -46,7 +46,7 @@ from ..errors import InputError, OutputError, ParameterError
 from ..io import ilastik
 from ..io.paths import parse
 from ..volumes import central_region
-from . import cpu, model_file, predictor, samples
+from . import cpu, model_file, predictor, samples, sizing
 from . import forest as fo
 from .scribbles import check_classes
 from .scribbles import read as read_scribbles
@@ -199,7 +199,7 @@ def train(
         Grow and keep exactly this many trees. By default :data:`GROWN_TREES` are grown and the
         forest is sized by the data: the fewest first trees (and a cut depth, where that saves
         node visits) whose labels agree with the grown forest's on 99.9 % of the unlabelled
-        voxels of the central crop (:func:`gpuseg.classify.cpu.size`).
+        voxels of the central crop (:func:`gpuseg.classify.sizing.size`).
     full_forest : bool
         Keep every tree grown (no sizing).
     random_state : int
@@ -294,11 +294,11 @@ def _size(forest: fo.Forest, trees: int | None, full_forest: bool, X_compare: An
                         "why": "every voxel of the crop is labelled: no sample to size the forest on"}
     blocks = np.indices(crop).reshape(3, -1) // SIZING_BLOCK
     groups = np.ravel_multi_index(tuple(blocks), tuple(-(-n // SIZING_BLOCK) for n in crop))
-    kept, sizing = cpu.size(forest, backend.to_host(X_compare)[unlabelled], backend.to_host(current)[unlabelled],
+    kept, record = sizing.size(forest, backend.to_host(X_compare)[unlabelled], backend.to_host(current)[unlabelled],
                             groups=groups[unlabelled])
-    log.debug("kept %d of %d trees, depth %d of %d: %.4f agreement on %d voxels", sizing.trees,
-              sizing.grown_trees, sizing.depth, sizing.grown_depth, sizing.agreement, sizing.sample)
-    return kept, {**base, "method": "agreement", **sizing.to_dict()}
+    log.debug("kept %d of %d trees, depth %d of %d: %.4f agreement on %d voxels", record.trees,
+              record.grown_trees, record.depth, record.grown_depth, record.agreement, record.sample)
+    return kept, {**base, "method": "agreement", **record.to_dict()}
 
 
 # --------------------------------------------------------------------------- prediction
