@@ -103,3 +103,20 @@ def test_configs_demo_yaml_is_the_default():
 def test_version_and_help(capsys):
     assert run_cli("--version") == 0 and "gpuseg" in capsys.readouterr().out
     assert run_cli("filter", "--help") == 0 and "--sigma" in capsys.readouterr().out
+
+
+def test_help_starts_without_the_scientific_stack():
+    """`gpuseg --help` and `--version` import no numpy, dask or zarr; a command imports only its own module."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gpuseg.cli import main; main(['--version']); main(['--help']); "
+            "print(sorted(m for m in ('numpy', 'dask', 'zarr', 'gpuseg.cli.classify') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+    from gpuseg.cli import COMMANDS, build_parser
+
+    for command, (_, text) in COMMANDS.items():
+        sub = next(a for a in build_parser([command])._actions if a.dest == "command")
+        assert len(sub.choices[command]._actions) > 1, command  # its real parser, not the one-line stub
+        assert any(c.help == text for c in sub._choices_actions if c.dest == command)

@@ -15,6 +15,7 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
@@ -22,7 +23,27 @@ from ..errors import GpusegError
 
 log = logging.getLogger("gpuseg")
 
-COMMAND_MODULES = ("volumes", "filter", "demo", "features", "classify", "segment", "compare", "phantom", "bench")
+COMMANDS: dict[str, tuple[str, str]] = {  # command: the module of this package that registers it, its one line
+    "ingest": ("volumes", "copy a TIFF stack / HDF5 / .npy / zarr into chunked zarr"),
+    "export": ("volumes", "write a volume as .tif, a folder of slices, or zarr"),
+    "crop": ("volumes", "copy a subvolume (default: centred) into zarr"),
+    "info": ("volumes", "shape, dtype, chunks, voxel size and grey-value summary"),
+    "filter": ("filter", "3-D Gaussian filter (float32 out)"),
+    "demo": ("demo", "make a small synthetic tomogram, filter, segment, report and plot"),
+    "features": ("features", "ilastik-compatible feature stack (float32, channel, z, y, x) into zarr"),
+    "train": ("classify", "train a random forest on scribbles (iteratively over several annotations)"),
+    "predict": ("classify", "classify every voxel with a trained model, block by block"),
+    "segment": ("segment", "segment a tomogram: threshold, otsu, watershed, speckle"),
+    "compare": ("compare", "fractions, std across users, pairwise differences, accuracy vs a truth"),
+    "variability": ("compare", "bar chart of user variability per method from compare --json reports"),
+    "phantom": ("phantom", "make a synthetic electrode tomogram (raw) with its truth labels"),
+    "bench": ("bench", "benchmark ingest → filter → Otsu / watershed / random forest → compare on phantoms"),
+}
+
+
+def command_help(command: str) -> str:
+    """The one line ``gpuseg --help`` shows for ``command``."""
+    return COMMANDS[command][1]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +55,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of ``gpuseg``. Only the module of the command ``argv`` names is imported (and with it
+    numpy, dask and zarr); the others are listed by their one line, so ``gpuseg --help`` starts at once."""
     parser = _Parser(
         prog="gpuseg",
         description="Segment X-ray CT tomograms of battery electrodes, out of core, on CPU or GPU.",
@@ -42,8 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpuseg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+    chosen = COMMANDS.get(_command_word(argv) or "", ("", ""))[0]
+    for name, (module, text) in COMMANDS.items():
+        if module != chosen:
+            sub.add_parser(name, help=text)
+        elif name not in sub.choices:  # the first of its commands: its module registers them all
+            importlib.import_module(f"{__name__}.{module}").register(sub)
     return parser
 
 
@@ -74,7 +106,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed as one line

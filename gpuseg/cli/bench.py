@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DeviceError, OutputError, ParameterError
+from . import command_help
 
 MIN_SIZE = 32
 DEVICE_CHOICES = ("cpu", "gpu", "both")
@@ -17,7 +18,7 @@ def register(sub) -> None:
     from ..bench.pipeline import STAGES
 
     p = sub.add_parser(
-        "bench", help="benchmark ingest → filter → Otsu / watershed / random forest → compare on phantoms",
+        "bench", help=command_help("bench"),
         description="Times every stage out of core on phantoms of each size (each stage in a fresh process), beside "
                     "its whole-array scipy / scikit-image / scikit-learn / numpy reference where that fits in memory; "
                     "prints a table, and writes JSON and a throughput plot on request.",

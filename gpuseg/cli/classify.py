@@ -7,11 +7,11 @@ import argparse
 from .. import classify
 from ..classify import pixel
 from ..errors import ParameterError
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a random forest on scribbles (iteratively over several annotations)",
+    p = sub.add_parser("train", help=command_help("train"),
                        description="Computes features around labelled voxels only, trains scikit-learn's random forest, "
                                    "and writes a numbers-only model file. With several --labels, each adds to (and "
                                    "overrides) the ones before, and the change of the prediction between iterations "
@@ -38,7 +38,7 @@ def register(sub) -> None:
     options.add_compute(p)
     p.set_defaults(handler=_train)
 
-    p = sub.add_parser("predict", help="classify every voxel with a trained model, block by block",
+    p = sub.add_parser("predict", help=command_help("predict"),
                        description="Labels (uint8 class values), and optionally per-class probabilities and uncertainty.")
     p.add_argument("input", help="the tomogram")
     p.add_argument("--model", required=True, help="model file written by `gpuseg train`")

@@ -11,11 +11,11 @@ from pathlib import Path
 from .. import metrics
 from ..engine import outputs
 from ..errors import ParameterError
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compare", help="fractions, std across users, pairwise differences, accuracy vs a truth",
+    p = sub.add_parser("compare", help=command_help("compare"),
                        description="Compare K segmentations (uint8: 0 = unassigned, 1 = active, 2.. other phases) "
                                    "in one pass over their chunks, optionally against a base truth.")
     p.add_argument("segmentations", nargs="+", metavar="SEG", help="segmentations of the same volume, any format")
@@ -35,7 +35,7 @@ def register(sub) -> None:
     options.add_compute(p)
     p.set_defaults(handler=_compare)
 
-    p = sub.add_parser("variability", help="bar chart of user variability per method from compare --json reports",
+    p = sub.add_parser("variability", help=command_help("variability"),
                        description="The study's Fig. 3: one group of bars per method (one `gpuseg compare --json` report each).")
     p.add_argument("reports", nargs="+", metavar="REPORT.json")
     p.add_argument("--methods", nargs="+", metavar="NAME", help="method names (default: the file names)")

@@ -6,10 +6,11 @@ import argparse
 
 from .. import config
 from ..demo import run_demo
+from . import command_help
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="make a small synthetic tomogram, filter, segment, report and plot",
+    p = sub.add_parser("demo", help=command_help("demo"),
                        description="Runs the pipeline of configs/demo.yaml (or --config) on a synthetic tomogram.")
     p.add_argument("--config", help="YAML config (default: the built-in one, as configs/demo.yaml)")
     p.add_argument("--output", help="output folder (overrides the config)")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from .. import features
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "features", help="ilastik-compatible feature stack (float32, channel, z, y, x) into zarr",
+        "features", help=command_help("features"),
         description="Gaussian smoothing, LoG, gradient magnitude, DoG, structure-tensor and Hessian eigenvalues "
                     "at chosen scales, block by block with the exact halo; see docs/features.md.",
     )

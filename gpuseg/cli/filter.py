@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from .. import filters
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
-    p = sub.add_parser("filter", help="3-D Gaussian filter (float32 out)",
+    p = sub.add_parser("filter", help=command_help("filter"),
                        description="Gaussian filter with scipy.ndimage semantics (mode reflect), block by block.")
     p.add_argument("input")
     p.add_argument("output", help="out.zarr[/array], out.tif, or a folder of slices")

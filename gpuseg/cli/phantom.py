@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ParameterError
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
     from ..phantom import PRESETS
 
     p = sub.add_parser(
-        "phantom", help="make a synthetic electrode tomogram (raw) with its truth labels",
+        "phantom", help=command_help("phantom"),
         description="Writes a zarr group with 'raw' (the simulated CT tomogram) and 'truth' (1 active material, "
                     "2 carbon-binder, 3 pore), the true phase fractions and every parameter in its metadata.",
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..segment import speckle, threshold, watershed
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
-    p = sub.add_parser("segment", help="segment a tomogram: threshold, otsu, watershed, speckle",
+    p = sub.add_parser("segment", help=command_help("segment"),
                        description="Two- or three-phase segmentation; uint8 out: 1 = active, 2 = non-active "
                                    "(three phases: 2 = CBD, 3 = pore), 0 = not assigned.")
     methods = p.add_subparsers(dest="method", metavar="METHOD", required=True)

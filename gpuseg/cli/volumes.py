@@ -7,11 +7,11 @@ import json
 
 from .. import volumes
 from ..io.summary import summary
-from . import options
+from . import command_help, options
 
 
 def register(sub) -> None:
-    p = sub.add_parser("ingest", help="copy a TIFF stack / HDF5 / .npy / zarr into chunked zarr",
+    p = sub.add_parser("ingest", help=command_help("ingest"),
                        description="Stream a volume slice by slice into a chunked, compressed zarr v3 array.")
     p.add_argument("input", help="multi-page .tif, folder of slices, file.h5/dataset, .npy or store.zarr/array")
     p.add_argument("output", help="store.zarr or store.zarr/array")
@@ -19,13 +19,13 @@ def register(sub) -> None:
     options.add_output(p)
     p.set_defaults(handler=_ingest)
 
-    p = sub.add_parser("export", help="write a volume as .tif, a folder of slices, or zarr")
+    p = sub.add_parser("export", help=command_help("export"))
     p.add_argument("input")
     p.add_argument("output", help="out.tif (one multi-page file, BigTIFF over 4 GiB), a folder name, or out.zarr")
     options.add_output(p)
     p.set_defaults(handler=_export)
 
-    p = sub.add_parser("crop", help="copy a subvolume (default: centred) into zarr")
+    p = sub.add_parser("crop", help=command_help("crop"))
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--size", type=options.positive_int, nargs="+", required=True, metavar="N", help="edge (one) or z y x")
@@ -33,7 +33,7 @@ def register(sub) -> None:
     options.add_output(p)
     p.set_defaults(handler=_crop)
 
-    p = sub.add_parser("info", help="shape, dtype, chunks, voxel size and grey-value summary")
+    p = sub.add_parser("info", help=command_help("info"))
     p.add_argument("input")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
