@@ -153,7 +153,8 @@ def test_a_cut_depth_is_kept_where_it_saves_node_visits():
     flip = rng.random(len(y)) < 0.03
     y[flip] = 3 - y[flip]
     forest = fo.train(X, y, trees=30, workers=1)
-    kept, s = sizing.size(forest, rng.random((40000, 3), dtype=np.float32))
+    grown = fo.max_depth(forest)
+    kept, s = sizing.size(forest, rng.random((40000, 3), dtype=np.float32), depths=[round(grown * 0.75), grown // 2])
     assert s.depth < s.grown_depth and s.trees < 30 and s.visits < (1 - sizing.DEPTH_GAIN) * s.grown_visits
     expected = fo.truncate(forest.first(s.trees), s.depth)
     for name in fo.ARRAYS:

@@ -57,6 +57,9 @@ PROB_DTYPES = ("uint8", "float16")
 COMPARE_SIZE = 64
 GROWN_TREES = 100
 """Trees grown before the forest is sized by the data (ilastik's default forest)."""
+SIZING_SAMPLE = 1 << 16
+"""Unlabelled voxels of the central crop the forest is sized on (a random sample of the 64³ crop's): at
+99.9 % agreement their binomial standard error is 0.012 %, far inside the margin, at a quarter of the time."""
 SIZING_BLOCK = 16
 """Edge of the blocks whose disagreements count as one cluster in the agreement's standard error
 (the ``default`` features reach σ = 10: neighbouring voxels flip together)."""
@@ -294,8 +297,11 @@ def _size(forest: fo.Forest, trees: int | None, full_forest: bool, X_compare: An
                         "why": "every voxel of the crop is labelled: no sample to size the forest on"}
     blocks = np.indices(crop).reshape(3, -1) // SIZING_BLOCK
     groups = np.ravel_multi_index(tuple(blocks), tuple(-(-n // SIZING_BLOCK) for n in crop))
-    kept, record = sizing.size(forest, backend.to_host(X_compare)[unlabelled], backend.to_host(current)[unlabelled],
-                            groups=groups[unlabelled])
+    rows = np.flatnonzero(unlabelled)
+    if len(rows) > SIZING_SAMPLE:  # a random sample of them: the cost of sizing stays that of a small crop
+        rows = np.sort(np.random.default_rng(0).choice(rows, SIZING_SAMPLE, replace=False))
+    kept, record = sizing.size(forest, backend.to_host(X_compare)[rows], backend.to_host(current)[rows],
+                               groups=groups[rows])
     log.debug("kept %d of %d trees, depth %d of %d: %.4f agreement on %d voxels", record.trees,
               record.grown_trees, record.depth, record.grown_depth, record.agreement, record.sample)
     return kept, {**base, "method": "agreement", **record.to_dict()}

@@ -160,13 +160,15 @@ def smallest(agreement: np.ndarray, target: float = AGREEMENT, stderr: np.ndarra
 
 
 def size(forest: Forest, features: Any, reference: Any = None, *, target: float = AGREEMENT,
-         depths: Sequence[int] | None = None, groups: Any = None, z: float = CONFIDENCE_Z) -> tuple[Forest, Sizing]:
+         depths: Sequence[int] = (), groups: Any = None, z: float = CONFIDENCE_Z) -> tuple[Forest, Sizing]:
     """The smallest forest (first trees, cut depth) whose labels agree with ``forest``'s on ``target`` of ``features``.
 
     Every prefix of trees is measured (:func:`curves`); the fewest trees from which on every larger
-    prefix agrees, by :data:`CONFIDENCE_Z` standard errors, are kept. Cut depths (default: three
-    quarters and half the grown depth) are tried too, and one is adopted only when it saves at
-    least :data:`DEPTH_GAIN` of the node visits of the uncut choice, at the same agreement.
+    prefix agrees, by :data:`CONFIDENCE_Z` standard errors, are kept. Cut ``depths`` (e.g. three
+    quarters and half the grown depth) can be tried too; one is adopted only when it saves at
+    least :data:`DEPTH_GAIN` of the node visits of the uncut choice, at the same agreement. By
+    default none is: on every forest of ``benchmarks/forest_size.py`` no cut paid, and each tried
+    costs a third of the sizing's time.
 
     Parameters
     ----------
@@ -189,8 +191,6 @@ def size(forest: Forest, features: Any, reference: Any = None, *, target: float 
     if len(features) == 0:
         raise ParameterError("sizing a forest needs a sample of at least one voxel")
     grown = fo.max_depth(forest)
-    if depths is None:
-        depths = sorted({max(1, round(grown * 0.75)), max(1, grown // 2)})
     c = curves(forest, features, reference, depths, groups)
     choices = []
     for j, cut in enumerate(c.depths):
