@@ -38,23 +38,15 @@ CHUNK = 64
 TREES = 100
 
 
-def scribbles_of(truth: np.ndarray, fraction: float = 0.10, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = np.zeros_like(truth)
-    for z in np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]:
-        mask = rng.random(truth.shape[1:]) < fraction
-        out[z][mask] = truth[z][mask]
-    return out
-
-
 def prepare(n: int, folder: Path) -> None:
     """Phantom, scribbles and the gpuseg model, written to ``folder``."""
     from gpuseg import classify, io, phantom
+    from gpuseg.classify.scribbles import random_scribbles
 
     raw, truth = phantom.make("nmc-1", (n, n, n), seed=0)
     io.create_array(folder / "v.zarr/raw", raw.shape, raw.dtype, (CHUNK,) * 3)[:] = raw
     np.save(folder / "raw.npy", raw)
-    np.save(folder / "scribbles.npy", scribbles_of(truth))
+    np.save(folder / "scribbles.npy", random_scribbles(truth))
     np.save(folder / "truth.npy", truth)
     classify.train(folder / "v.zarr/raw", folder / "scribbles.npy", features="default", trees=TREES,
                    model=folder / "model.npz", device="cpu")

@@ -68,16 +68,6 @@ QUICK_SETS = ("default", SKIMAGE, "default+g0.3", "default+g0.3+g10")
 QUICK_VOLUMES = ("nmc-1", "gra-1", "nmc-2@snr1.5")
 
 
-def scribbles_of(truth: np.ndarray, fraction: float = 0.10, seed: int = 0) -> np.ndarray:
-    """7 equally spaced z-slices (the two faces excluded), ``fraction`` of each painted from the truth."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros_like(truth)
-    for z in np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]:
-        mask = rng.random(truth.shape[1:]) < fraction
-        out[z][mask] = truth[z][mask]
-    return out
-
-
 def feature_stack(image: np.ndarray, candidate: str) -> tuple[np.ndarray, float]:
     """(channels, z, y, x) float32 features of ``image`` and the seconds they took."""
     from gpuseg import features
@@ -119,6 +109,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="phantom and scribble seed")
     args = parser.parse_args()
     from gpuseg import phantom
+    from gpuseg.classify.scribbles import random_scribbles
 
     size = 48 if args.quick and args.size == 64 else args.size
     sets = args.sets or list(QUICK_SETS if args.quick else CANDIDATES)
@@ -134,7 +125,7 @@ def main() -> None:
     for vname in volumes:
         preset, snr = VOLUMES[vname]
         raw, truth = phantom.make(preset, (size,) * 3, seed=args.seed, snr=snr)
-        scribbles = scribbles_of(truth, seed=args.seed)
+        scribbles = random_scribbles(truth, seed=args.seed)
         for sname in sets:
             stack, seconds = feature_stack(raw, CANDIDATES[sname])
             channels[sname] = stack.shape[0]

@@ -32,20 +32,11 @@ from gpuseg import classify, phantom
 from gpuseg import features as feat
 from gpuseg.classify import cpu, sizing
 from gpuseg.classify import forest as fo
+from gpuseg.classify.scribbles import random_scribbles
 from gpuseg.volumes import central_region
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/nmc-1-cal_generatedCBD_bridge.tif"
 PRESETS = ("nmc-1", "nmc-2", "gra-1", "gra-2", "nex-v", "nex-u")
-
-
-def study_scribbles(truth: np.ndarray, seed: int, coverage: float = 0.10) -> np.ndarray:
-    """Central slice and six more equally spaced, ``coverage`` of each labelled (as tests/test_classify.py)."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros_like(truth)
-    for z in np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]:
-        mask = rng.random(truth.shape[1:]) < coverage
-        out[z][mask] = truth[z][mask]
-    return out
 
 
 def cases(args):
@@ -67,7 +58,7 @@ def cases(args):
 
 def run_case(name, make, args, summary, curve, grid):
     raw, truth = make()
-    scribbles = study_scribbles(truth, args.seed)
+    scribbles = random_scribbles(truth, seed=args.seed)
     spec = classify.feature_spec("default")
     X = feat.compute_block(raw.astype(np.float32), spec).reshape(spec.channels, -1).T
     labelled = scribbles.ravel() > 0

@@ -141,3 +141,12 @@ def run_cli(*argv: str) -> int:
     from gpuseg.cli import main
 
     return main([str(a) for a in argv])
+
+
+def one_line_error(capsys, code: int, *words: str) -> None:
+    """The CLI exited 2 with one stderr line holding every one of ``words``."""
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    for w in words:
+        assert w in err, err

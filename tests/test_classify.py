@@ -13,7 +13,8 @@ from gpuseg import features as feat
 from gpuseg.classify import forest as fo
 from gpuseg.classify import model_file, predictor, samples
 from gpuseg.classify import scribbles as scribble_io
-from tests.conftest import run_cli
+from gpuseg.classify.scribbles import random_scribbles
+from tests.conftest import one_line_error, run_cli
 from tests.killer import ROOT
 
 SPEC = feat.parse_features("gaussian:1.0,gradient:1.0,hessian:1.6")  # halo 6
@@ -178,13 +179,6 @@ def files(tmp_path, data):
     return tmp_path
 
 
-def _one_line_error(capsys, code, *words):
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    for w in words:
-        assert w in err, err
-
 
 def test_cli_train_then_predict(files, capsys):
     model = files / "m.npz"
@@ -199,13 +193,13 @@ def test_cli_train_then_predict(files, capsys):
     assert io.open_array(files / "o.zarr/labels").shape == SHAPE
     # an existing output is refused, and stays
     code = run_cli("predict", files / "v.zarr/raw", "--model", model, files / "o.zarr/labels", "--device", "cpu", "-q")
-    _one_line_error(capsys, code, "already exists")
+    one_line_error(capsys, code, "already exists")
 
 
 def test_cli_annotation_shape_mismatch(files, capsys):
     tifffile.imwrite(files / "bad.tif", np.ones((30, 34, 37), np.uint8))
     code = run_cli("train", files / "v.zarr/raw", "--labels", files / "bad.tif", "--model", files / "m.npz", "-q")
-    _one_line_error(capsys, code, "bad.tif", "differs from the tomogram")
+    one_line_error(capsys, code, "bad.tif", "differs from the tomogram")
     assert not (files / "m.npz").exists()
 
 
@@ -215,13 +209,13 @@ def test_cli_annotations_with_one_class_or_none(files, capsys, values, words):
     lab[10, :5, :5] = values[0]
     tifffile.imwrite(files / "one.tif", lab)
     code = run_cli("train", files / "v.zarr/raw", "--labels", files / "one.tif", "--model", files / "m.npz", "-q")
-    _one_line_error(capsys, code, "one.tif", words)
+    one_line_error(capsys, code, "one.tif", words)
 
 
 def test_cli_label_values_without_a_class_name(files, capsys):
     code = run_cli("train", files / "v.zarr/raw", "--labels", files / "s1.tif", "--model", files / "m.npz",
                    "--class-names", "active", "--features", "gaussian:1.0", "-q")
-    _one_line_error(capsys, code, "label value(s) [2]", "no class name")
+    one_line_error(capsys, code, "label value(s) [2]", "no class name")
 
 
 def test_cli_3d_model_on_a_2d_input(files, capsys, data):
@@ -231,14 +225,14 @@ def test_cli_3d_model_on_a_2d_input(files, capsys, data):
                    "--features", "gaussian:1.0,hessian:1.6", "--trees", "3", "--device", "cpu", "-q") == 0
     np.save(files / "slice.npy", image[15:16])  # one slice of a volume (a 2-D image is refused as such)
     code = run_cli("predict", files / "slice.npy", "--model", model, files / "p.zarr", "--device", "cpu", "-q")
-    _one_line_error(capsys, code, "slice.npy", "--2d")
+    one_line_error(capsys, code, "slice.npy", "--2d")
     assert not (files / "p.zarr").exists()
 
 
 def test_cli_corrupt_model(files, capsys):
     (files / "m.npz").write_bytes(b"PK\x03\x04 truncated")
     code = run_cli("predict", files / "v.zarr/raw", "--model", files / "m.npz", files / "p.zarr", "-q")
-    _one_line_error(capsys, code, "m.npz")
+    one_line_error(capsys, code, "m.npz")
 
 
 @pytest.mark.parametrize("features, words", [
@@ -249,7 +243,7 @@ def test_cli_model_whose_features_do_not_fit_its_forest(files, capsys, reference
     _, forest, _ = reference
     model_file.save(forest.replace(features=features), files / "m.npz")  # a valid file, checksum and all
     code = run_cli("predict", files / "v.zarr/raw", "--model", files / "m.npz", files / "p.zarr", "-q")
-    _one_line_error(capsys, code, "m.npz", words)
+    one_line_error(capsys, code, "m.npz", words)
 
 
 def test_twod_model_predicts_slices_like_2d_features(files, data):
@@ -264,18 +258,6 @@ def test_twod_model_predicts_slices_like_2d_features(files, data):
 
 
 # --------------------------------------------------------------------------- accuracy
-
-
-def _study_scribbles(truth: np.ndarray, seed: int, coverage: float = 0.10) -> np.ndarray:
-    """The study's protocol: the central slice and six more equally spaced ones, ``coverage`` of each labelled."""
-    rng = np.random.default_rng(seed)
-    scribbles = np.zeros_like(truth)
-    slices = np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]
-    assert len(slices) == 7 and truth.shape[0] // 2 in slices
-    for z in slices:
-        mask = rng.random(truth.shape[1:]) < coverage
-        scribbles[z][mask] = truth[z][mask]
-    return scribbles
 
 
 def test_accuracy_on_the_nmc1_phantom_beats_otsu():
@@ -294,7 +276,7 @@ def test_accuracy_on_the_nmc1_phantom_beats_otsu():
     accuracies, deviations = [], []
     for seed in range(3):
         raw, truth = phantom.make("nmc-1", (64, 64, 64), seed=seed)
-        result = classify.train(raw, _study_scribbles(truth, seed), features="default", trees=100, device="cpu")
+        result = classify.train(raw, random_scribbles(truth, seed=seed), features="default", trees=100, device="cpu")
         active = classify.predict(raw, result.forest, chunks=32, device="cpu").labels == 1
         true_active = truth == 1
         accuracies.append(np.mean(active == true_active))
@@ -320,7 +302,7 @@ def test_accuracy_on_a_ct_simulation_of_the_real_geometry(nmc_geometry):
     corner = [(s - 64) // 2 for s in geometry.shape]
     labels = geometry[tuple(slice(c, c + 64) for c in corner)]
     raw, truth = phantom.make("nmc-1", labels=labels, label_map={0: 3, 1: 1, 2: 2}, seed=0)
-    result = classify.train(raw, _study_scribbles(truth, 0), features="default", trees=100, device="cpu")
+    result = classify.train(raw, random_scribbles(truth, seed=0), features="default", trees=100, device="cpu")
     active = classify.predict(raw, result.forest, chunks=32, device="cpu").labels == 1
     accuracy = np.mean(active == (truth == 1))
     assert accuracy >= 0.955

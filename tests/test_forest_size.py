@@ -21,22 +21,13 @@ from gpuseg import classify, phantom
 from gpuseg import features as feat
 from gpuseg.classify import cpu, gpu, model_file, sizing
 from gpuseg.classify import forest as fo
+from gpuseg.classify.scribbles import random_scribbles
 from gpuseg.errors import DeviceError, InputError, ParameterError
 from gpuseg.volumes import central_region
-from tests.conftest import run_cli
+from tests.conftest import one_line_error, run_cli
 
 SHAPE = (64, 64, 64)
 CROP = 40  # the sizing sample: unlabelled voxels of the central 40³; held out: the unlabelled voxels outside it
-
-
-def _study_scribbles(truth: np.ndarray, seed: int = 0, coverage: float = 0.10) -> np.ndarray:
-    """The study's protocol (as tests/test_classify.py): central slice + six more, 10 % of each labelled."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros_like(truth)
-    for z in np.linspace(0, truth.shape[0] - 1, 9).round().astype(int)[1:-1]:
-        mask = rng.random(truth.shape[1:]) < coverage
-        out[z][mask] = truth[z][mask]
-    return out
 
 
 def _labels(forest: fo.Forest, X: np.ndarray) -> np.ndarray:
@@ -47,7 +38,7 @@ def _labels(forest: fo.Forest, X: np.ndarray) -> np.ndarray:
 def phantom_forests(request):
     """(preset, grown forest, data-sized forest, held-out features, held-out truth) of one phantom."""
     raw, truth = phantom.make(request.param, SHAPE, seed=0)
-    scribbles = _study_scribbles(truth)
+    scribbles = random_scribbles(truth)
     kw = dict(features="default", compare_size=CROP, device="cpu", workers=2)
     grown = classify.train(raw, scribbles, full_forest=True, **kw).forest
     sized = classify.train(raw, scribbles, **kw).forest
@@ -179,7 +170,7 @@ def small(tmp_path_factory):
     folder = tmp_path_factory.mktemp("size")
     raw, truth = phantom.make("nmc-2", (32, 32, 32), seed=1)
     tifffile.imwrite(folder / "raw.tif", raw)
-    tifffile.imwrite(folder / "s.tif", _study_scribbles(truth, 1, coverage=0.3))
+    tifffile.imwrite(folder / "s.tif", random_scribbles(truth, 0.3, seed=1))
     return folder
 
 
@@ -211,24 +202,17 @@ def test_cli_trees_fixes_the_forest_and_full_forest_keeps_all(small, capsys, ext
     assert ("as --trees asked" if method == "fixed" else "kept all 100 trees grown (--full-forest)") in out
 
 
-def _one_line_error(capsys, code, *words):
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    for w in words:
-        assert w in err, err
-
 
 @pytest.mark.parametrize("value, words", [("0", "0 trees"), ("-1", "-1 trees"), ("2.5", "'2.5' is not a whole number")])
 def test_cli_bad_tree_counts(small, capsys, value, words):
     code = _train(small, "--model", small / "bad.npz", "--trees", value)
-    _one_line_error(capsys, code, "--trees", words)
+    one_line_error(capsys, code, "--trees", words)
     assert not (small / "bad.npz").exists()
 
 
 def test_cli_trees_and_full_forest_exclude_each_other(small, capsys):
     code = _train(small, "--model", small / "bad.npz", "--trees", "5", "--full-forest")
-    _one_line_error(capsys, code, "--full-forest")
+    one_line_error(capsys, code, "--full-forest")
 
 
 @pytest.mark.parametrize("trees", [0, -1, 2.5, True, 10**6])
@@ -273,7 +257,7 @@ def test_model_asking_for_more_trees_than_it_holds(small, capsys, where):
     with pytest.raises(InputError, match="asks for 9 trees but the file holds 4"):
         model_file.load(path)
     code = run_cli("predict", small / "raw.tif", "--model", path, small / f"p-{where}.zarr", "--device", "cpu", "-q")
-    _one_line_error(capsys, code, f"more-{where}.npz", "asks for 9 trees")
+    one_line_error(capsys, code, f"more-{where}.npz", "asks for 9 trees")
 
 
 def test_a_model_file_from_before_sizing_loads_and_predicts(small, tmp_path):
@@ -319,7 +303,7 @@ def test_an_unsupported_scikit_learn_is_one_line(version, monkeypatch, small, ca
     with pytest.raises(DeviceError, match=">=1.4,<1.10"):
         cpu.predict_proba(X, fo.train(X, y, trees=2, workers=1))
     code = _train(small, "--model", small / "v.npz")
-    _one_line_error(capsys, code, version, "pip install 'scikit-learn>=1.4,<1.10'")
+    one_line_error(capsys, code, version, "pip install 'scikit-learn>=1.4,<1.10'")
 
 
 def test_a_failing_tree_rebuild_is_one_line(monkeypatch):

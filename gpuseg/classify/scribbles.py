@@ -165,3 +165,33 @@ def check_classes(labels: np.ndarray, names: Sequence[str]) -> list[int]:
     if len(classes) == 1:
         raise InputError(f"{where}: only class {classes[0]} is labelled; paint scribbles of at least two classes")
     return classes
+
+
+def study_slices(depth: int) -> np.ndarray:
+    """The study's annotated z slices of a volume ``depth`` deep: the central one and six more, equally spaced.
+
+    Examples
+    --------
+    >>> study_slices(64).tolist()
+    [8, 16, 24, 32, 39, 47, 55]
+    """
+    return np.linspace(0, depth - 1, 9).round().astype(int)[1:-1]
+
+
+def random_scribbles(truth: np.ndarray, fraction: float = 0.10, seed: int = 0) -> np.ndarray:
+    """Scribbles drawn from a ``truth``: a random ``fraction`` of the voxels of each of the :func:`study_slices`,
+    labelled as the truth labels them. Random voxels, not a person's strokes: for tests and benchmarks.
+
+    Examples
+    --------
+    >>> truth = np.ones((16, 8, 8), np.uint8)
+    >>> s = random_scribbles(truth, 0.5)
+    >>> sorted(np.flatnonzero(s.any(axis=(1, 2))).tolist()) == study_slices(16).tolist(), set(np.unique(s)) == {0, 1}
+    (True, True)
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros_like(truth)
+    for z in study_slices(truth.shape[0]):
+        mask = rng.random(truth.shape[1:]) < fraction
+        out[z][mask] = truth[z][mask]
+    return out
