@@ -124,7 +124,7 @@ def process(
     zarrio.normalize_chunks(chunks or default_chunks or header.chunks, header.shape)  # refuses a hopeless chunking
     with contextlib.ExitStack() as stack:
         zarr_targets = {k: stack.enter_context(staging.zarr_output(t, overwrite, progress)) for k, t in targets.items()}
-        src = stack.enter_context(staging.zarr_input(image, output, chunks, progress))
+        src = stack.enter_context(staging.zarr_input(image, output, chunks, progress, checked=True))
         bound = op.bind(params, src.dtype, list(targets))
         extra_attrs = attrs(src) if callable(attrs) else dict(attrs or {})
         meta = {**metadata.inherit(src.attrs.asdict()), **extra_attrs, **metadata.provenance(source=image)}

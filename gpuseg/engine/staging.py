@@ -40,16 +40,19 @@ def _reusable(scratch: str, signature: str) -> Any:
 
 @contextlib.contextmanager
 def zarr_input(
-    path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, chunks: Any = None, progress: bool = False
+    path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, chunks: Any = None, progress: bool = False,
+    *, checked: bool = False,
 ) -> Iterator[Any]:
     """Open ``path`` as a zarr array; a TIFF, HDF5 or .npy is copied to zarr first.
 
     The copy goes beside ``output`` (so that cluster workers see it wherever they see the output,
-    and a rerun finds it), or into a temporary folder when there is no output.
+    and a rerun finds it), or into a temporary folder when there is no output. ``checked``: the
+    caller has already checked the header (a folder of slices has one per slice: read them once).
     """
     from ..volumes import ingest
 
-    check_volume(info(path))
+    if not checked:
+        check_volume(info(path))
     if parse(path).kind == "zarr":
         yield zarrio.open_array(path)
         return
