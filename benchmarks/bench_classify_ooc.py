@@ -14,6 +14,10 @@ Every step is the real CLI in a fresh process (peak RSS summed over its process 
 
 Nothing here holds the volume: the scribbles are written slice by slice and the comparison
 is chunked. ``--keep`` leaves the work folder for a rerun with ``--reuse``.
+
+``--old-tree DIR`` (a checkout of an earlier commit, e.g. ``git worktree add /tmp/old COMMIT``)
+runs step 4 alternately with that code (``PYTHONPATH=DIR``) and with this one, ``--repeat``
+times each, on the same model and input: an A/B of the predictor on one machine under one load.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/gpuseg-rf")
     parser.add_argument("--reuse", action="store_true", help="keep an existing phantom, scribbles and model")
     parser.add_argument("--keep", action="store_true", help="leave the work folder behind")
+    parser.add_argument("--old-tree", help="a checkout of earlier code: predict with it too, alternately (A/B)")
+    parser.add_argument("--repeat", type=int, default=1, help="predict runs per code (with --old-tree)")
     args = parser.parse_args()
     work = Path(args.workdir)
     if not args.reuse:
@@ -52,8 +58,8 @@ def main() -> None:
     n, size = args.size**3, f"{args.size}³"
     rows = []
 
-    def step(name: str, argv: list[str], what: str) -> None:
-        t, rss = peak_rss_of_command([gpuseg, *argv])
+    def step(name: str, argv: list[str], what: str, prefix: tuple[str, ...] | list[str] = ()) -> int:
+        t, rss = peak_rss_of_command([*prefix, gpuseg, *argv])
         rows.append([name, what, fmt_rate(n, t), f"{t:.0f} s", fmt_bytes(rss)])
         print(rows[-1], flush=True)
         return rss
@@ -67,9 +73,14 @@ def main() -> None:
              ["train", str(v / "raw"), "--labels", str(work / "scribbles.zarr/labels"), "--model", str(work / "model.npz"),
               "--features", args.features, "--trees", str(args.trees), "--device", args.device, *common],
              "7 slices × 10 %")
-    shutil.rmtree(work / "seg.zarr", ignore_errors=True)
-    rss = step("predict", ["predict", str(v / "raw"), "--model", str(work / "model.npz"), str(work / "seg.zarr/labels"),
-                           "--device", args.device, *common], f"{size} → uint8")
+    predict = ["predict", str(v / "raw"), "--model", str(work / "model.npz"), str(work / "seg.zarr/labels"),
+               "--device", args.device, *common]
+    for _ in range(args.repeat if args.old_tree else 1):
+        if args.old_tree:
+            shutil.rmtree(work / "seg.zarr", ignore_errors=True)
+            step("predict, old code", predict, f"{size} → uint8", ["env", f"PYTHONPATH={args.old_tree}"])
+        shutil.rmtree(work / "seg.zarr", ignore_errors=True)
+        rss = step("predict", predict, f"{size} → uint8")
     step("compare --two-phase", ["compare", str(work / "seg.zarr/labels"), "--truth", str(v / "truth"), "--two-phase",
                                  "--json", str(work / "report.json"), *common], f"{size} × 2")
     report = json.loads((work / "report.json").read_text())

@@ -101,12 +101,13 @@ def forest_and_features(model: str | None):
 
 def node_visits(fo_forest, X: np.ndarray) -> tuple[float, float]:
     """(mean inner-node visits per voxel over all trees, measured seconds per visit on one core)."""
-    from gpuseg.classify import cpu
+    from gpuseg.classify import forest, layout, walk
 
-    trees = cpu._sklearn_trees(fo_forest)
+    packed = layout.pack(fo_forest)
     sample = X[np.random.default_rng(1).choice(len(X), 20000, replace=False)]
-    visits = sum(float(t.decision_path(sample).sum(axis=1).mean()) - 1 for t in trees)  # minus the leaf
-    seconds = rate(lambda: [t.predict(sample) for t in trees], 2)
+    leaves = layout.breadth_first(fo_forest)[walk.apply(sample, packed)]  # (trees, rows)
+    visits = float(forest.node_depth(fo_forest)[leaves].sum(axis=0).mean())  # a leaf at depth d: d inner nodes
+    seconds = rate(lambda: walk.proba_sums(sample, packed), 2)
     return visits, seconds / (visits * len(sample))
 
 

@@ -10,7 +10,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from gpuseg.classify import forest as fo
-from gpuseg.classify import gpu, model_file, predictor
+from gpuseg.classify import gpu, layout, model_file, predictor
 from gpuseg.errors import InputError, ParameterError
 
 
@@ -44,9 +44,10 @@ def _at_thresholds(clf, X, shift):
 
 
 def test_cpu_predictor_equals_sklearn(fitted):
+    """The packed walk adds the same float64 leaf distributions in the same order: equal to the last bit."""
     clf, forest, _ = fitted
     X, _ = _data(n=5000, seed=1)
-    np.testing.assert_allclose(predictor.predict_proba(X, forest), clf.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(predictor.predict_proba(X, forest), clf.predict_proba(X))
     np.testing.assert_array_equal(predictor.predict(X, forest), clf.predict(X))
 
 
@@ -55,8 +56,8 @@ def test_thresholds_compare_like_sklearn_at_the_split_values(fitted, shift):
     clf, forest, X = fitted
     edge = _at_thresholds(clf, X, shift)
     expected = clf.predict_proba(edge)
-    np.testing.assert_allclose(predictor.predict_proba(edge, forest), expected, atol=1e-12)
-    np.testing.assert_allclose(gpu.predict_proba_reference(edge, forest), expected, atol=1e-6)
+    np.testing.assert_array_equal(predictor.predict_proba(edge, forest), expected)
+    np.testing.assert_array_equal(layout.predict_proba_reference(edge, forest), expected)
 
 
 def test_nearest_rounded_thresholds_would_differ(fitted):
@@ -80,23 +81,66 @@ def test_float32_floor_is_largest_float32_not_above():
 def test_kernel_reference_equals_sklearn(fitted):
     clf, forest, _ = fitted
     X, _ = _data(n=4000, seed=3)
-    proba = gpu.predict_proba_reference(X, forest)
-    assert proba.dtype == np.float32
-    np.testing.assert_allclose(proba, clf.predict_proba(X), atol=1e-6)
+    proba = layout.predict_proba_reference(X, forest)
+    assert proba.dtype == np.float64
+    np.testing.assert_array_equal(proba, clf.predict_proba(X))
 
 
-def test_packing_is_breadth_first_and_complete(fitted):
+def test_packing_is_breadth_first_with_adjacent_children_and_leaves_inside(fitted):
     _, forest, _ = fitted
-    packed = gpu.pack(forest)
-    assert packed.nodes.shape == (forest.n_nodes, 4)
-    leaves = packed.nodes[:, 0] < 0
-    assert leaves.sum() == len(packed.leaf_values) == (forest.feature < 0).sum()
-    inner = ~leaves
-    # breadth first: children after their parent; every tree's root is its first node
-    assert np.all(packed.nodes[inner, 2] > np.flatnonzero(inner))
-    assert np.all(packed.nodes[inner, 3] > packed.nodes[inner, 2])
-    np.testing.assert_array_equal(packed.roots, forest.tree_start[:-1])
-    np.testing.assert_allclose(packed.leaf_values.sum(axis=1), 1, atol=1e-6)
+    packed = layout.pack(forest)
+    assert packed.nodes.shape == (forest.n_nodes, 2) and packed.nodes.dtype == np.int32
+    order = layout.breadth_first(forest)
+    np.testing.assert_array_equal(np.sort(order), np.arange(forest.n_nodes))  # every node once
+    word0, word1 = packed.nodes[:, 0], packed.nodes[:, 1]
+    leaf = word1 == 0
+    np.testing.assert_array_equal(leaf, forest.feature[order] < 0)
+    inner = np.flatnonzero(~leaf)
+    left = inner + (word1[inner] >> packed.feature_bits)
+    # children right after their parent, side by side, and the same children as the flat arrays'
+    assert np.all(left > inner)
+    np.testing.assert_array_equal(order[left], forest.left[order[inner]])
+    np.testing.assert_array_equal(order[left + 1], forest.right[order[inner]])
+    np.testing.assert_array_equal(word1[inner] & packed.feature_mask, forest.feature[order[inner]])
+    np.testing.assert_array_equal(word0[inner].view(np.float32), forest.threshold[order[inner]])
+    np.testing.assert_array_equal(order[packed.roots], forest.tree_start[:-1])  # each tree starts at its root
+    # a leaf is a NaN: pure ones carry their class, mixed ones (sign bit) their row of the table
+    assert np.isnan(word0[leaf].view(np.float32)).all()
+    value = forest.value[order[leaf]]
+    pure = word0[leaf] >= 0
+    np.testing.assert_array_equal(np.argmax(value[pure], axis=1), word0[leaf][pure] & layout.PAYLOAD)
+    assert np.all(value[pure].max(axis=1) == 1.0)
+    np.testing.assert_array_equal(packed.leaf_values[word0[leaf][~pure] & layout.PAYLOAD], value[~pure])
+
+
+def test_mixed_leaves_of_a_cut_forest_walk_like_the_reference(fitted):
+    """A forest cut at depth 4 has leaves of mixed classes: the table path of the kernels."""
+    _, forest, _ = fitted
+    cut = fo.truncate(forest, 4)
+    packed = layout.pack(cut)
+    assert len(packed.leaf_values) > cut.n_trees  # most of its leaves are mixed
+    X, _ = _data(n=2000, seed=4)
+    expected = np.zeros((len(X), 3))
+    for t in range(cut.n_trees):  # one tree at a time, by the flat arrays' own pointers
+        node = np.full(len(X), cut.tree_start[t])
+        while np.any(cut.feature[node] >= 0):
+            inner = cut.feature[node] >= 0
+            f = np.where(inner, cut.feature[node], 0)
+            go_left = X[np.arange(len(X)), f] <= cut.threshold[node]
+            node = np.where(inner, np.where(go_left, cut.left[node], cut.right[node]), node)
+        expected += cut.value[node]
+    expected /= cut.n_trees
+    np.testing.assert_array_equal(layout.predict_proba_reference(X, cut), expected)
+    np.testing.assert_array_equal(predictor.predict_proba(X, cut), expected)
+
+
+def test_a_tree_too_deep_for_its_offsets_is_refused():
+    """Offsets share word 1 with the feature index: a forest whose child offsets do not fit is one error line."""
+    X, y = _data(n=300, c=2)
+    forest = fo.train(X, y, trees=1)
+    wide = forest.replace(n_features=2**30)  # 30 feature bits leave one bit of offset
+    with pytest.raises(ParameterError, match="too large to pack"):
+        layout.pack(wide)
 
 
 def test_train_is_reproducible_and_checks_classes():

@@ -347,7 +347,9 @@ def _forest_and_sklearn(X, y, trees):
 def test_raw_kernel_runs_the_real_forest_kernel_like_sklearn(gpu_double):
     import cupy
 
+    from gpuseg.classify import forest as fo
     from gpuseg.classify import gpu as forest_gpu
+    from gpuseg.classify import layout
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(1500, 6)).astype(np.float32)
@@ -362,7 +364,12 @@ def test_raw_kernel_runs_the_real_forest_kernel_like_sklearn(gpu_double):
     out = cupy.zeros((forest.n_classes, len(rows)), cupy.float32)
     forest_gpu.predict_proba(channel_major.T, forest, out=out.T)
     np.testing.assert_allclose(out.get().T, clf.predict_proba(rows), atol=1e-6, rtol=0)
-    assert gpu_double.counters()["kernel_launches"] == 2
+    # a forest cut at depth 3: its leaves hold mixed classes, read from the kernel's float32 table
+    cut = fo.truncate(forest, 3)
+    got = forest_gpu.predict_proba(cupy.asarray(rows), cut).get()
+    np.testing.assert_allclose(got, layout.predict_proba_reference(rows, cut), atol=1e-6, rtol=0)
+    assert len(layout.pack(cut).leaf_values) > cut.n_trees
+    assert gpu_double.counters()["kernel_launches"] == 3
 
 
 # --------------------------------------------------------------------------- cupyx.scipy.ndimage

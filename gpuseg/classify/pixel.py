@@ -46,7 +46,7 @@ from ..errors import InputError, OutputError, ParameterError
 from ..io import ilastik
 from ..io.paths import parse
 from ..volumes import central_region
-from . import cpu, model_file, predictor, samples, sizing
+from . import model_file, predictor, samples, sizing
 from . import forest as fo
 from .scribbles import check_classes
 from .scribbles import read as read_scribbles
@@ -223,7 +223,6 @@ def train(
     """
     if trees is not None:
         trees = validate.integer("--trees", trees, at_least=1, at_most=MAX_TREES)
-    cpu.check_sklearn()  # the crop is predicted through scikit-learn's traversal: refuse before any work
     validate.integer("--seed", random_state, at_least=0, at_most=2**32 - 1)
     explicit_names = class_names is not None
     spec = feature_spec(features, twod=twod, mode=mode, ilp=ilp)

@@ -1,8 +1,9 @@
 """The one way to run a forest: CPU or GPU predictor, chosen by the device that holds the features.
 
-numpy features run scikit-learn's own tree traversal (:mod:`gpuseg.classify.cpu`: float64
-sums, equal to ``RandomForestClassifier.predict_proba``); cupy features run the CUDA kernel
-(:mod:`gpuseg.classify.gpu`: float32 results of float64 sums). Everything that predicts —
+numpy features run the numba walk of :mod:`gpuseg.classify.cpu` (float64 sums, equal to
+``RandomForestClassifier.predict_proba`` to the last bit); cupy features run the CUDA kernel
+(:mod:`gpuseg.classify.gpu`: float32 results of float64 sums). Both walk the packed forest of
+:mod:`gpuseg.classify.layout`. Everything that predicts —
 the block kernel of :mod:`gpuseg.classify.pixel`, training's comparison between iterations —
 goes through :func:`predict_proba` and :func:`predict`.
 
@@ -45,8 +46,8 @@ def proba_dtype(features: Any) -> np.dtype:
 def predict_proba(features: Any, forest: Forest, out: Any = None) -> Any:
     """Class probabilities ``(N, K)`` of feature rows ``(N, C)``: the mean of the trees' leaf distributions.
 
-    numpy input runs scikit-learn's own tree traversal (trees rebuilt from the flat arrays,
-    float64 sums: equal to ``RandomForestClassifier.predict_proba``); cupy input runs the
+    numpy input runs the numba walk of the packed forest (float64 sums: equal to
+    ``RandomForestClassifier.predict_proba``); cupy input runs the
     CUDA kernel of :mod:`gpuseg.classify.gpu` (float32). A strided view such as
     ``block.reshape(C, -1).T`` is fine on the GPU; the CPU copies it in batches.
 

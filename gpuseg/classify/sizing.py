@@ -16,8 +16,9 @@ import numpy as np
 
 from ..errors import ParameterError
 from . import forest as fo
-from .cpu import predict_proba, sklearn_trees
+from .cpu import predict_proba
 from .forest import LEAF, Forest, check_features
+from .layout import breadth_first, pack
 
 AGREEMENT = 0.999
 """Share of a sample's voxels on which a smaller forest's labels must equal the grown forest's."""
@@ -122,8 +123,10 @@ def curves(forest: Forest, features: Any, reference: Any = None, depths: Sequenc
     sizes = np.bincount(group).astype(np.float64)
     agreement, visits, stderr, scores = (np.zeros((len(cuts), n)) for _ in range(4))
     acc = np.zeros((len(cuts), m, k))
-    for t, tree in enumerate(sklearn_trees(forest)):
-        leaf = tree.apply(X) + int(forest.tree_start[t])
+    from .walk import apply  # numba, imported on first use
+
+    leaves = breadth_first(forest)[apply(X, pack(forest))]  # (trees, rows): each row's leaf in each tree
+    for t, leaf in enumerate(leaves):
         for j, (cut, anc) in enumerate(zip(cuts, ancestors)):
             acc[j] += forest.value[anc[leaf]]
             visits[j, t] = np.minimum(depth[leaf], cut).mean()
