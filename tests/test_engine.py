@@ -263,20 +263,23 @@ def test_no_module_outside_the_output_primitive_renames_or_deletes():
 
 
 def test_two_concurrent_runs_into_one_output_never_mix(tmp_path, src, vol):
-    """Run A (slowed at every block) holds the output; run B, started meanwhile, stops with one line."""
+    """Run A (held after its first block until B is done) holds the output; run B, started meanwhile, stops with one line."""
     target = tmp_path / "out.zarr/s"
-    slow = ("import sys, time; from gpuseg.engine import faults\n"
-            "faults.hook = lambda name: time.sleep(0.3) if name == 'block:marked' else None\n"
+    release = tmp_path / "release"
+    held = ("import os, sys, time; from gpuseg.engine import faults\n"  # held, not slowed: B may start late
+            f"def hook(name):\n    while name == 'block:marked' and not os.path.exists({str(release)!r}): time.sleep(0.05)\n"
+            "faults.hook = hook\n"
             "from gpuseg.cli import main; sys.exit(main(sys.argv[1:]))")
-    a = subprocess.Popen([sys.executable, "-c", slow, "filter", str(src), str(target), "--sigma", "1", "--chunks", "6",
+    a = subprocess.Popen([sys.executable, "-c", held, "filter", str(src), str(target), "--sigma", "1", "--chunks", "6",
                           "--device", "cpu", "--scheduler", "synchronous", "-q"], cwd=ROOT, stderr=subprocess.PIPE)
     lock = tmp_path / "out.zarr" / ".s.gpuseg-lock"
-    for _ in range(300):
+    for _ in range(1200):  # up to a minute: a loaded machine starts Python slowly
         if lock.exists() or a.poll() is not None:
             break
         __import__("time").sleep(0.05)
     b = subprocess.run([sys.executable, "-m", "gpuseg", "filter", str(src), str(target), "--sigma", "2", "--device",
                         "cpu", "-q"], cwd=ROOT, capture_output=True, text=True)
+    release.touch()
     assert a.wait(timeout=120) == 0
     lines = b.stderr.strip().splitlines()
     assert b.returncode == 2 and len(lines) == 1 and "another gpuseg run is writing it" in lines[0], b.stderr

@@ -46,8 +46,8 @@ from ..errors import InputError, OutputError, ParameterError
 from ..io import ilastik
 from ..io.paths import parse
 from ..volumes import central_region
-from . import model_file, predictor, samples, sizing
 from . import forest as fo
+from . import model_file, predictor, samples, sizing
 from .scribbles import check_classes
 from .scribbles import read as read_scribbles
 

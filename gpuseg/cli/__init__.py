@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # command: the module of this package 
     "compare": ("compare", "fractions, std across users, pairwise differences, accuracy vs a truth"),
     "variability": ("compare", "bar chart of user variability per method from compare --json reports"),
     "phantom": ("phantom", "make a synthetic electrode tomogram (raw) with its truth labels"),
+    "study": ("study", "the reference study's protocols run by simulated users: spread across users, error vs a truth"),
     "bench": ("bench", "benchmark ingest → filter → Otsu / watershed / random forest → compare on phantoms"),
 }
 

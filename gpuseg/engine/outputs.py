@@ -18,6 +18,9 @@ one go (:func:`staged`) alike:
   chunks are recorded by chunk-grid coordinates, so a resume with other workers or memory
   ends with the same bytes.
 * **An output is never an input.** A target equal to, inside, or containing an input is refused.
+* **A pyramid is whole or pending.** An OME-Zarr output (:mod:`gpuseg.io.ome`) gets its multiscale
+  pyramid built just before it is committed (:func:`finish_pyramids`); until then its metadata lists
+  level 0 only and a pending mark, and a rerun of a killed run builds the pyramid again.
 
 No other module renames or deletes anything an output path names; temporaries go through
 :func:`scratch` / :func:`remove` here too.
@@ -41,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError
-from ..io import zarrio
+from ..io import ome, zarrio
 from ..io.paths import node, parse
 from . import faults
 from .locks import lock
@@ -122,8 +125,19 @@ def remove(path: str | os.PathLike[str]) -> None:
             p.unlink()
 
 
+def finish_pyramids(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Build the pending pyramids of the OME-Zarr images in ``source`` (to be committed as ``target``).
+
+    A temporary (a hidden target: a copied input, a result on its way to TIFF) gets none, only its mark removed.
+    """
+    if parse(target).kind == "zarr" and node(source).is_dir():
+        name = node(target).name
+        ome.finish(source, name=name, pyramid=not name.startswith("."))
+
+
 def commit(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Move the complete ``source`` to ``target``, replacing what is there without a moment of neither."""
+    finish_pyramids(source, target)
     src, dst = node(source), node(target)
     faults.point("commit:start")
     if not dst.exists():
@@ -395,6 +409,7 @@ class BlockOutput(_Locked):
 
     def commit(self) -> None:
         """Move the complete partial into place (the old output, if any, goes only now)."""
+        finish_pyramids(self.partial, self.target)  # before the marks go: a kill now resumes to the pyramid
         remove(self.done_dir)
         commit(self.partial, self.target)
         self.complete = True

@@ -75,3 +75,68 @@ def label_names(values: Sequence[int], attrs: Mapping[str, Any] | None = None) -
     values = [int(v) for v in values if int(v) != 0]
     default = PHASE_NAMES[3] if values and max(values) >= 3 else PHASE_NAMES[2]
     return {v: stored.get(v, default.get(v, f"class {v}")) for v in values}
+
+
+LABEL_COLOURS = {1: (227, 89, 33, 255), 2: (51, 115, 217, 255), 3: (77, 191, 77, 255), 4: (148, 103, 189, 255),
+                 5: (140, 86, 75, 255), 6: (227, 119, 194, 255), 7: (188, 189, 34, 255), 8: (23, 190, 207, 255)}
+"""Opaque RGBA (0–255) of label values in a label image, the hues of :data:`gpuseg.plots.PHASE_COLOURS`;
+further values cycle through them. 0 (not assigned) is transparent."""
+
+DIFF_NAMES = {1: "only A has the phase", -1: "only B has the phase"}
+"""Values of a difference volume (``gpuseg compare``'s int8 −1/0/+1)."""
+
+_WIDE_INTEGERS = ("int32", "int64", "uint32", "uint64")  # never grey values from a CT: label volumes (a phantom's truth)
+
+
+def is_label_image(dtype: Any, ndim: int, attrs: Mapping[str, Any]) -> bool:
+    """Whether a volume holds labels (downsampled by picking, shown with class colours) rather than grey values.
+
+    A 3-D integer volume that names its labels (a segmentation or prediction), counts its ``phases``, is a
+    difference of one ``phase``, or has a dtype no scanner writes (int32/int64: a phantom's truth).
+
+    Examples
+    --------
+    >>> is_label_image("uint8", 3, {"phase_names": {"1": "active"}}), is_label_image("uint8", 3, {})
+    (True, False)
+    >>> is_label_image("float32", 3, {"phases": 2}), is_label_image("uint8", 4, {"classes": [1, 2]})
+    (False, False)
+    """
+    import numpy as np
+
+    kind = np.dtype(dtype)
+    if ndim != 3 or kind.kind not in "iu":
+        return False
+    return bool(stored_label_names(attrs)) or "phases" in attrs or "phase" in attrs or kind.name in _WIDE_INTEGERS
+
+
+def label_table(attrs: Mapping[str, Any]) -> dict[int, str]:
+    """Every non-zero label value an image's attributes promise, with its name (the study's convention
+    where they name none: three phases unless ``phases`` says two).
+
+    Examples
+    --------
+    >>> label_table({"phases": 2}), label_table({"phase": 1})[-1]
+    ({1: 'active', 2: 'non-active'}, 'only B has the phase')
+    """
+    if "phase" in attrs and not stored_label_names(attrs):
+        return dict(sorted(DIFF_NAMES.items()))
+    stored = stored_label_names(attrs)
+    if stored:
+        values: Sequence[int] = sorted(v for v in stored if v != 0)
+    else:
+        try:
+            phases = int(attrs.get("phases", 3))
+        except (TypeError, ValueError):
+            phases = 3
+        values = list(range(1, max(phases, 1) + 1))
+    return label_names(values, attrs)
+
+
+def label_colour(value: int) -> tuple[int, int, int, int]:
+    """RGBA (0–255) of a label value: :data:`LABEL_COLOURS`, transparent for 0, red/blue for a difference's −1."""
+    if value == 0:
+        return (0, 0, 0, 0)
+    if value < 0:
+        return (26, 64, 217, 255)
+    cycle = sorted(LABEL_COLOURS)
+    return LABEL_COLOURS[cycle[(value - 1) % len(cycle)]]

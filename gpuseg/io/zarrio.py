@@ -1,4 +1,8 @@
-"""Zarr v3 arrays addressed by path (``vol.zarr/raw``): open, create, and guard against overwriting."""
+"""Zarr v3 arrays addressed by path (``vol.zarr/raw``): open, create, and guard against overwriting.
+
+A path may name an OME-Zarr image group (:mod:`.ome`): it opens as its full-resolution level, and while
+:func:`.ome.enabled`, :func:`create_array` creates one (its level 0 returned, its pyramid built on commit).
+"""
 
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def normalize_chunks(chunks: int | Sequence[int] | None, shape: Sequence[int]) -
 
 
 def open_array(path: str | os.PathLike, mode: AccessMode = "r") -> zarr.Array:
-    """Open the zarr array at ``path`` (``store.zarr`` or ``store.zarr/inner/path``)."""
+    """Open the zarr array at ``path`` (``store.zarr`` or ``store.zarr/inner/path``); an OME-Zarr image's level 0."""
     loc = parse(path)
     if loc.kind != "zarr":
         raise InputError(f"{path}: not a zarr path (expected a name ending in .zarr, or .zarr/ARRAY)")
@@ -62,6 +66,10 @@ def open_array(path: str | os.PathLike, mode: AccessMode = "r") -> zarr.Array:
     except Exception as exc:
         raise InputError(f"{path}: cannot open as zarr ({exc}); check the path and the array name") from exc
     if not isinstance(node, zarr.Array):
+        from . import ome
+
+        if ome.is_image(node.attrs.asdict()):  # an OME-Zarr image: its full resolution, as a plain array's path
+            return ome.resolve(node, 0, os.fspath(path))
         names = ", ".join(sorted(node.array_keys())) or "none"
         raise InputError(f"{path}: is a zarr group, not an array; name one of its arrays ({names}), e.g. {path}/raw")
     return node
@@ -98,6 +106,9 @@ def create_array(
 ) -> zarr.Array:
     """Create a compressed zarr v3 array (:func:`compressor_for`) at ``path``, its parent groups included.
 
+    While :func:`.ome.enabled`, ``path`` becomes an OME-Zarr image group and the array its level 0
+    (:func:`.ome.create_image`).
+
     Raises
     ------
     OutputError
@@ -110,7 +121,11 @@ def create_array(
     if exists(path) and not overwrite:
         raise OutputError(f"{path}: already exists; pass --overwrite to replace it, or choose another output")
     check_writable(node_path, overwrite=True)
+    from . import ome
+
     try:
+        if ome.enabled():
+            return ome.create_image(path, shape, dtype, chunks, attrs or {}, overwrite=overwrite, fill_value=fill_value)
         if loc.inner:
             root = zarr.open_group(store=loc.container, mode="a")
             return root.create_array(
