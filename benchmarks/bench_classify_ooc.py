@@ -81,6 +81,7 @@ def main() -> None:
             step("predict, old code", predict, f"{size} → uint8", ["env", f"PYTHONPATH={args.old_tree}"])
         shutil.rmtree(work / "seg.zarr", ignore_errors=True)
         rss = step("predict", predict, f"{size} → uint8")
+    (work / "report.json").unlink(missing_ok=True)  # a --reuse run writes it again
     step("compare --two-phase", ["compare", str(work / "seg.zarr/labels"), "--truth", str(v / "truth"), "--two-phase",
                                  "--json", str(work / "report.json"), *common], f"{size} × 2")
     report = json.loads((work / "report.json").read_text())

@@ -6,8 +6,8 @@
 ``pyramid``: a prediction's two outputs as ``gpuseg predict`` writes them (labels uint8 with class names,
 probabilities (2, z, y, x) uint8), level 0 written slab by slab, then each pyramid built in a fresh process
 (:func:`gpuseg.io.ome.write_multiscale`, as the commit hook calls it): seconds, peak RSS, validation.
-``predict``: the real CLI, ``GPUSEG_OME_ZARR=1 gpuseg predict`` (a 3-tree forest on one Gaussian feature,
-so the forest is not what is measured) on a SIZE³ uint8 volume, peak RSS summed over the command's processes
+``predict``: the real CLI, ``gpuseg predict`` with ``GPUSEG_OME_ZARR=1`` (the default, set in case it is off;
+a 3-tree forest on one Gaussian feature, so the forest is not what is measured) on a SIZE³ uint8 volume, peak RSS summed over the command's processes
 (goal for 1024³: < 3 GiB), then both outputs validated with ome-zarr-models and listed by ``ome_zarr info``.
 """
 

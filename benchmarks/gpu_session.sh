@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the GPU paths need checked and measured, in a few full calls on a GPU machine (device time is scarce;
 # one call may run at most 10 minutes).
-# Here:    bash ../shared/tools/gpu-wheels.sh dask-cuda            (dask, zarr, cuCIM, dask-cuda wheels in ./.whl)
+# Here:    bash ../shared/tools/gpu-wheels.sh dask-cuda numba llvmlite   (dask, zarr, cuCIM, dask-cuda, numba wheels in ./.whl)
 # There:   bash benchmarks/gpu_session.sh tests|bench|large "$OUT"  (carry .whl; results land in $OUT)
 #   tests  every gpu-marked test (GPU against CPU and scikit-learn), then the roofline limits of the machine
 #   bench  classification and Gaussian beside CPU and scikit-image, and gpuseg bench per stage, CPU and GPU

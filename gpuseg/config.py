@@ -14,9 +14,11 @@ from .errors import InputError
 
 DEMO_DEFAULTS: dict[str, Any] = {
     "output": "gpuseg-demo",
-    "phantom": {"shape": [96, 96, 96], "seed": 0, "voxel_size_nm": 397.0},
-    "filter": {"sigma": 1.0, "truncate": 4.0},
-    "segment": {"method": "otsu"},
+    "phantom": {"preset": "nmc-2", "shape": [96, 96, 96], "seed": 0, "voxel_size_nm": 397.0},
+    # a few of the reference study's protocols: thresholds, both watersheds, one painted-scribble forest; 20 trees
+    # (not sized by the data) keep the forests quick and their time foreseeable
+    "study": {"protocols": ["S", "gWS", "cWS", "MLX25"], "users": 3, "seed": 0, "variants": ["raw", "filtered"],
+              "features": "default", "trees": 20},
     "compute": {"device": "auto", "scheduler": "threads", "workers": None, "chunks": 48},
 }
 
@@ -37,15 +39,48 @@ def _one_or_three(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: test(v) or (isinstance(v, list) and len(v) == 3 and all(map(test, v)))
 
 
+def _parses(module: str, function: str) -> Callable[[Any], bool]:
+    """Whether ``module.function`` accepts a value (raises no :class:`GpusegError`): the demo's protocol names and
+    features are checked by the parsers that will read them, imported only when a config is checked."""
+    def test(value: Any) -> bool:
+        from importlib import import_module
+
+        from .errors import GpusegError
+
+        if not isinstance(value, (str, list)) or not value:
+            return False
+        try:
+            getattr(import_module(module), function)(value)
+        except (GpusegError, TypeError, AttributeError):
+            return False
+        return True
+    return test
+
+
+def _preset(value: Any) -> bool:
+    from .phantom import PRESETS
+
+    return isinstance(value, str) and value in PRESETS
+
+
 DEMO_RULES: dict[str, Rule] = {
     "output": (lambda v: isinstance(v, str) and bool(v.strip()), "a folder path"),
+    "phantom.preset": (_preset, "a phantom preset: nmc-1, nmc-2, gra-1, gra-2, nex-v or nex-u (docs/phantoms.md)"),
     "phantom.shape": (lambda v: isinstance(v, list) and len(v) == 3 and all(_integer(n, 16) for n in v),
                       "three integers >= 16 (z y x voxels)"),
     "phantom.seed": (lambda v: _integer(v, 0), "an integer >= 0"),
     "phantom.voxel_size_nm": (_number, "a number > 0 (nm)"),
-    "filter.sigma": (_one_or_three(_number), "a number > 0 or three (z y x voxels)"),
-    "filter.truncate": (lambda v: _number(v) and v <= 10, "a number > 0 and <= 10"),
-    "segment.method": (lambda v: v == "otsu", "otsu (the method the demo runs)"),
+    "study.protocols": (_parses("gpuseg.study.protocols", "parse_protocols"),
+                        "protocol names, a list or one comma-separated text: S (= S1,S2,S3), S1, S2, S3, gWS, cWS, "
+                        "ML1, ML2, ML3, MLX<percent> (see docs/study.md)"),
+    "study.users": (lambda v: _integer(v, 2) and v <= 100, "an integer from 2 to 100 (simulated users)"),
+    "study.seed": (lambda v: _integer(v, 0) and v < 2**32, "an integer from 0 to 2**32 - 1"),
+    "study.variants": (lambda v: isinstance(v, list) and bool(v) and all(x in ("raw", "filtered") for x in v),
+                       "a list of raw, filtered"),
+    "study.features": (lambda v: isinstance(v, str) and _parses("gpuseg.featurespec", "parse_features")(v),
+                       "a feature set (default, ilastik-full, NAME:SCALE,...; see docs/features.md)"),
+    "study.trees": (lambda v: v is None or (_integer(v, 1) and v <= 5000),
+                    "null (sized by the data) or an integer from 1 to 5000"),
     "compute.device": (lambda v: v in ("auto", "cpu", "gpu"), "auto, cpu or gpu"),
     "compute.scheduler": (lambda v: isinstance(v, str) and bool(v), "a scheduler name or address"),
     "compute.workers": (lambda v: v is None or _integer(v, 1), "null (all cores) or an integer >= 1"),

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import zarr
 
-from gpuseg import backend, classify, volumes
+from gpuseg import backend, classify, io, volumes
 from gpuseg.cli import main
 
 SHAPE = (20, 24, 24)
@@ -79,8 +78,11 @@ def workspace(tmp_path_factory) -> Path:
     (root / "demo-out/demo.png").write_bytes(b"\x89PNG an earlier demo's figure")
     for name, text in {
         "typo.yaml": "filtr: {sigma: 1}\n",
-        "type.yaml": "filter: {sigma: one}\n",
-        "method.yaml": "segment: {method: kmeans}\n",
+        "type.yaml": "study: {users: one}\n",
+        "method.yaml": "study: {protocols: [S, kmeans]}\n",
+        "features.yaml": "study: {features: 'sobel:9'}\n",
+        "preset.yaml": "phantom: {preset: nmc-9}\n",
+        "scheduler.yaml": "compute: {scheduler: bogus}\n",
         "list.yaml": "- a\n- b\n",
         "broken.yaml": "filter: {sigma: [1\n",
         "shape.yaml": "phantom: {shape: [8, 8]}\n",
@@ -231,15 +233,19 @@ CASES: list[tuple[str, list[str], str]] = [
     ("model-shape-2d", ["predict", "{d}/slice.tif", "--model", "{d}/model.npz", "{d}/o.zarr", *F], "2-D"),
     # --- configs and the demo
     ("demo-config-typo", ["demo", "--config", "{d}/typo.yaml", "-q"], "filtr"),
-    ("demo-config-type", ["demo", "--config", "{d}/type.yaml", "-q"], "filter.sigma"),
+    ("demo-config-type", ["demo", "--config", "{d}/type.yaml", "-q"], "study.users"),
     ("demo-config-method", ["demo", "--config", "{d}/method.yaml", "-q"], "kmeans"),
     ("demo-config-list", ["demo", "--config", "{d}/list.yaml", "-q"], "mapping"),
     ("demo-config-broken", ["demo", "--config", "{d}/broken.yaml", "-q"], "YAML"),
     ("demo-config-shape", ["demo", "--config", "{d}/shape.yaml", "-q"], "phantom.shape"),
     ("demo-config-chunks", ["demo", "--config", "{d}/chunks.yaml", "-q"], "compute.chunks"),
+    ("demo-config-features", ["demo", "--config", "{d}/features.yaml", "-q"], "study.features"),
+    ("demo-config-preset", ["demo", "--config", "{d}/preset.yaml", "-q"], "phantom.preset"),
+    ("demo-config-scheduler", ["demo", "{d}/new-demo", "--config", "{d}/scheduler.yaml", "-q"], "bogus"),
     ("demo-config-missing", ["demo", "--config", "{d}/none.yaml", "-q"], "no such config"),
     ("demo-output-file", ["demo", "--output", "{d}/afile", "-q"], "afile"),
     ("demo-output-taken", ["demo", "--output", "{d}/demo-out", "-q"], "--overwrite"),
+    ("demo-outdir-taken", ["demo", "{d}/demo-out", "-q"], "demo.png: already exists"),
     # --- bench
     ("bench-size-zero", ["bench", "--sizes", "0", "-q"], "--sizes"),
     ("bench-stage-unknown", ["bench", "--sizes", "32", "--stages", "teleport", "-q"], "teleport"),
@@ -310,14 +316,14 @@ def test_quiet_means_quiet(workspace, tmp_path):
     assert "gaussian" in loud.stderr  # its progress bar: what -q took away
     if not backend.gpu_status()[0]:
         assert "computing on the CPU" in loud.stderr
-    np.testing.assert_array_equal(zarr.open_array(work / "o.zarr")[:], zarr.open_array(work / "p.zarr")[:])
+    np.testing.assert_array_equal(io.open_array(work / "o.zarr")[:], io.open_array(work / "p.zarr")[:])
 
 
 def test_info_counts_non_finite_voxels(workspace, capsys):
     """info describes a volume with NaN (the other commands refuse it): finite statistics and the count."""
     assert main(["info", str(workspace / "nan.zarr"), "--json", "-q"]) == 0
     report = json.loads(capsys.readouterr().out)
-    data = zarr.open_array(workspace / "nan.zarr")[:]
+    data = io.open_array(workspace / "nan.zarr")[:]
     assert report["nonfinite"] == 2 and report["min"] == np.nanmin(data) and report["max"] == np.nanmax(data)
     assert report["mean"] == pytest.approx(float(np.nanmean(data.astype(np.float64))))
     assert main(["info", str(workspace / "nan.zarr"), "-q"]) == 0

@@ -80,19 +80,49 @@ def test_gpu_requested_without_gpu(tmp_path, stack, capsys, monkeypatch):
     assert not (tmp_path / "f.zarr").exists()
 
 
-def test_demo_runs_and_reports(tmp_path, capsys):
-    assert run_cli("demo", "--output", tmp_path / "demo", "-q") == 0
-    out = capsys.readouterr().out
-    assert "phase volume fractions" in out and "active" in out
-    png = tmp_path / "demo/demo.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    seg = io.open_array(tmp_path / "demo/demo.zarr/segmentation")[:]
-    truth = io.open_array(tmp_path / "demo/demo.zarr/truth")[:]
-    assert set(np.unique(seg)) <= {1, 2}
-    # the printed fraction is the segmentation's, and it is close to the truth on this easy phantom
-    fraction = float(out.split("active", 1)[1].split()[0])
-    assert fraction == pytest.approx(np.mean(seg == 1), abs=1e-4)
-    assert abs(fraction - np.mean(truth == 1)) < 0.05
+TINY_DEMO = "phantom: {shape: [16, 24, 24]}\nstudy: {protocols: [S2, cWS], variants: [filtered]}\ncompute: {chunks: 16}\n"
+"""A demo small enough for a test (the default is the one-minute 96³ study; its figures take most of a tiny one's
+time, so one variant)."""
+
+
+def test_demo_runs_a_small_study_and_reports_it(tmp_path, capsys):
+    """The table the demo prints and its report are what the written segmentations say: each user's fraction, the
+    spread (n − 1), the mean pairwise disagreement and the accuracy, recomputed here with numpy."""
+    from itertools import combinations
+
+    (tmp_path / "tiny.yaml").write_text(TINY_DEMO)
+    out = tmp_path / "demo"
+    assert run_cli("demo", out, "--config", tmp_path / "tiny.yaml", "-q") == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "study/study.json").read_text())
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<table>" in (out / "study/study.html").read_text() and (out / "study/study.csv").exists()
+    truth = io.open_array(out / "phantom.zarr/truth")[:]
+    assert f"truth's active-material fraction: {np.mean(truth == 1):.4f}" in printed
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in printed.splitlines()
+            if line.split()[:1] in (["raw"], ["filtered"])}
+    assert sorted(rows) == [("filtered", "S2"), ("filtered", "cWS")]
+    for res in report["results"]:
+        segs = [io.open_array(out / "study" / u["path"])[:] for u in res["users"]]
+        active = [np.mean(seg == 1) for seg in segs]
+        differ = np.mean([100 * np.mean(a != b) for a, b in combinations(segs, 2)])
+        shown = rows[(res["variant"], res["protocol"])]
+        assert [float(v) for v in shown[:3]] == pytest.approx(active, abs=5e-5)
+        assert float(shown[3]) == pytest.approx(np.std(active, ddof=1), abs=5e-5)
+        assert float(shown[4]) == pytest.approx(differ, abs=5e-4)
+        assert res["active_fraction_std"] == pytest.approx(np.std(active, ddof=1))
+        assert res["mean_pairwise_percent"] == pytest.approx(differ)
+        for u, seg in zip(res["users"], segs):
+            assert set(np.unique(seg)) <= {1, 2}
+            assert u["accuracy"] == pytest.approx(np.mean((seg == 1) == (truth == 1)))
+    # the same demo again: refused without --overwrite (nothing touched), replaced with it, to the same bytes
+    before = {p: p.read_bytes() for p in (out / "study/study.json", out / "study/study.csv")}
+    assert run_cli("demo", out, "--config", tmp_path / "tiny.yaml", "-q") == 2
+    lines = error_lines(capsys)
+    assert len(lines) == 1 and "--overwrite" in lines[0], lines
+    assert run_cli("demo", "--output", out, "--config", tmp_path / "tiny.yaml", "--overwrite", "-q") == 0
+    assert {p: p.read_bytes() for p in before} == before
+    assert capsys.readouterr().out == printed
 
 
 def test_configs_demo_yaml_is_the_default():

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from gpuseg import filters, io
 from gpuseg.engine import clients, cluster, outputs, plan
@@ -45,7 +44,7 @@ def data(tmp_path_factory):
     arr = io.create_array(folder / "in.zarr/raw", SHAPE, vol.dtype, (CHUNK,) * 3)
     arr[:] = vol
     filters.gaussian(folder / "in.zarr/raw", 1.0, output=folder / "ref.zarr/g", device="cpu", scheduler="synchronous")
-    return folder / "in.zarr/raw", zarr.open_array(folder / "ref.zarr/g", mode="r")[:]
+    return folder / "in.zarr/raw", io.open_array(folder / "ref.zarr/g", mode="r")[:]
 
 
 def _env():
@@ -93,7 +92,7 @@ def _one_line(rc, err, *, expect_rc=2, command="filter", says=()):
 
 
 def _same_bytes(path, want):
-    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], want)
+    np.testing.assert_array_equal(io.open_array(path, mode="r")[:], want)
     leftovers = [p.name for p in Path(path).parent.glob(".*")]
     assert not leftovers, leftovers
 
@@ -128,13 +127,13 @@ def _free_port():
 def test_a_damaged_input_chunk_met_mid_run_is_one_line_and_the_rerun_resumes(tmp_path, data, scheduler):
     src, want = data
     shutil.copytree(src.parent, tmp_path / "in.zarr")
-    bad = tmp_path / "in.zarr/raw/c/2/1/2"  # the last chunks' blocks come late: others are done before
+    bad = tmp_path / "in.zarr/raw/0/c/2/1/2"  # the last chunks' blocks come late: others are done before
     intact = bad.read_bytes()
     bad.write_bytes(intact[: len(intact) // 3])  # truncated, as by a crash while copying
     target = tmp_path / "out.zarr/g"
     args = [*FILTER, "--scheduler", scheduler, "--workers", "2", tmp_path / "in.zarr/raw", target]
     rc, err, took = _cli(args)
-    _one_line(rc, err, says=[os.path.join("in.zarr", "raw", "c", "2", "1", "2"), "chunk (2, 1, 2)",
+    _one_line(rc, err, says=[os.path.join("in.zarr", "raw", "0", "c", "2", "1", "2"), "chunk (2, 1, 2)",
                              "re-ingest or restore it"])
     assert not (tmp_path / "out.zarr/g").exists()  # its unfinished output is there if a block was done
     assert bad.read_bytes() == intact[: len(intact) // 3]  # the input is not touched
@@ -152,7 +151,7 @@ def test_an_input_chunk_that_may_not_be_read_is_one_line(tmp_path, data, monkeyp
     get = local._get
 
     def denied(path, *a, **kw):
-        if str(path).endswith(os.path.join("raw", "c", "1", "2", "0")):
+        if str(path).endswith(os.path.join("raw", "0", "c", "1", "2", "0")):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return get(path, *a, **kw)
 
@@ -300,7 +299,7 @@ def test_a_full_disk_or_lost_permission_mid_run_keeps_the_old_output_and_resumes
     src, want = data
     target = tmp_path / "out.zarr/g"
     assert run_cli(*FILTER[:2], "2", *FILTER[3:], src, target) == 0  # an older output, to be replaced
-    old = zarr.open_array(target, mode="r")[:]
+    old = io.open_array(target, mode="r")[:]
     put, written = local._put, []
 
     def failing(path, value, *a, **kw):
@@ -316,7 +315,7 @@ def test_a_full_disk_or_lost_permission_mid_run_keeps_the_old_output_and_resumes
     capsys.readouterr()
     rc = run_cli(*args)
     _one_line(rc, capsys.readouterr().err, says=[says, str(target), "rerun the same command"])
-    np.testing.assert_array_equal(zarr.open_array(target, mode="r")[:], old)  # nothing existing lost
+    np.testing.assert_array_equal(io.open_array(target, mode="r")[:], old)  # nothing existing lost
     assert _marks(target) >= 1
     monkeypatch.setattr(local, "_put", put)
     assert run_cli(*args) == 0
@@ -324,12 +323,15 @@ def test_a_full_disk_or_lost_permission_mid_run_keeps_the_old_output_and_resumes
 
 
 def test_a_full_disk_while_copying_a_tiff_input_is_one_line(tmp_path, data, monkeypatch, capsys):
-    """A TIFF input is first copied to zarr beside the output: a disk that fills then is one line too."""
+    """A large TIFF input is first copied to zarr beside the output: a disk that fills then is one line too."""
     import tifffile
     import zarr.storage._local as local
 
+    from gpuseg.engine import staging
+
+    monkeypatch.setattr(staging, "IN_MEMORY_MAX_BYTES", 0)  # as an input too large to read into memory
     src, want = data
-    tifffile.imwrite(tmp_path / "scan.tif", zarr.open_array(src, mode="r")[:])
+    tifffile.imwrite(tmp_path / "scan.tif", io.open_array(src, mode="r")[:])
     put = local._put
 
     def full(path, value, *a, **kw):

@@ -265,24 +265,34 @@ def test_cli_figures_carry_names_truth_and_method(study, monkeypatch, tmp_path):
 
 
 def test_demo_figure_panels(study, monkeypatch, tmp_path):
-    store = tmp_path / "demo.zarr"
+    """demo.png: raw and filtered slices, the histogram with the shown user's threshold, their segmentation, the truth
+    and the difference; the segmentation is the one the report names (u1's S2 of the filtered tomogram)."""
+    store, folder = tmp_path / "phantom.zarr", tmp_path / "study"
     size = {metadata.VOXEL_SIZE_KEY: [VOXEL] * 3}
     volumes.save(study["grey"], f"{store}/raw", chunks=4, attrs=size)
-    volumes.save(study["grey"].astype(np.float32), f"{store}/smooth", chunks=4, attrs={**size, "sigma": [1.0] * 3})
-    volumes.save(study["a"], f"{store}/segmentation", chunks=4, attrs={**size, "phase_names": {"1": "active", "2": "non-active"}})
     volumes.save(study["truth"], f"{store}/truth", chunks=4, attrs=size)
+    volumes.save(study["grey"].astype(np.float32), folder / "filtered.zarr", chunks=4, attrs={**size, "sigma": [1.1] * 3})
+    for protocol, seg in (("S1", "b"), ("S2", "a")):
+        volumes.save(study[seg], folder / f"segmentations/filtered/{protocol}/u1.zarr", chunks=4,
+                     attrs={**size, "phase_names": {"1": "active", "2": "non-active"}})
+    report = {"results": [{"variant": "filtered", "protocol": p, "users": [{"user": "u1", "path": f"segmentations/filtered/{p}/u1.zarr"}]}
+                          for p in ("S1", "S2")],
+              "users": [{"user": "u1", "decisions": {"filtered": {"threshold": 123.4}}}]}
+    assert demo.shown(report) == ("filtered", "S2", "u1")
     saved = {}
     monkeypatch.setattr(demo, "save_figure", lambda fig, path, **kw: saved.setdefault("fig", fig))
-    centers = np.arange(60.0, 200.0)
-    demo._figure(store, (np.ones_like(centers), centers), 123.4, tmp_path / "d.png")
+    demo._figure(report, str(folder), f"{store}/raw", f"{store}/truth", tmp_path / "d.png", {"chunks": 4}, "nmc-2")
     fig = saved["fig"]
     titles = [ax.get_title() for ax in fig.axes]
     assert sum(t.endswith("z = 6 of 12") for t in titles) == 5  # raw, filtered, segmentation, truth, difference
-    assert any("σ = 1 voxel" in t for t in titles) and any(t.startswith("truth") for t in titles)
+    assert any("σ = 1.1 voxel" in t for t in titles) and any(t.startswith("truth") for t in titles)
+    assert any(t.startswith("u1's S2 segmentation (filtered)") for t in titles)
+    differ = 100 * np.mean((study["a"][6] == 1) != (study["truth"][6] == 1))
+    assert any(t.startswith(f"segmentation − truth: {differ:.1f} % differ") for t in titles)
     assert sum(ax.get_label() == "<colorbar>" for ax in fig.axes) == 2
-    assert {"1 active", "2 non-active", "3 pore", "Otsu = 123.4"} <= set(_texts(fig))
+    assert {"1 active", "2 non-active", "3 pore", "u1 = 123.4"} <= set(_texts(fig))
     assert sum(len(_scale_bars(ax)[0]) for ax in fig.axes) == 5
-    assert "voxel 397 nm" in fig._suptitle.get_text()
+    assert "(nmc-2), voxel 397 nm" in fig._suptitle.get_text()
 
 
 def test_bench_plot_names_stages_references_and_units():

@@ -244,3 +244,42 @@ def test_info_export_crop_take_a_4d_probability_output(tmp_path, model, layout, 
         assert "4-D" in capsys.readouterr().err
     finally:
         ome.enable(None)
+
+
+# --------------------------------------------------------------------------- the default
+
+
+def test_cli_outputs_are_ome_zarr_images_by_default(tmp_path, monkeypatch, capsys):
+    """With no switch set, a CLI output is an NGFF 0.5 image with its pyramid, and info, export and crop open
+    it; a phantom's raw and truth are a grey and a label image, and commands take ``v.zarr/raw``.
+    ``GPUSEG_OME_ZARR=0`` writes a plain array."""
+    monkeypatch.delenv(ome.ENV_SWITCH, raising=False)
+    ome.enable(None)
+    assert ome.enabled()
+    monkeypatch.setattr(ome, "MIN_EDGE", 8)
+    v, seg = tmp_path / "v.zarr", tmp_path / "seg.zarr"
+    assert run_cli("phantom", v, "--preset", "nmc-1", "--shape", 32, 36, 40, "--chunks", 16, "--device", "cpu",
+                   "-q") == 0
+    assert type(ome.validate(v / "raw")).__name__ == "Image"
+    assert type(ome.validate(v / "truth")).__name__ == "ImageLabel"
+    raw = io.open_array(v / "raw")[:]
+    assert raw.shape == (32, 36, 40) and ome.read_level(v / "raw", 2).shape == (8, 9, 10)
+    capsys.readouterr()
+    assert run_cli("segment", "threshold", v / "raw", seg, "--value", float(raw.mean()), "--device", "cpu", "-q") == 0
+    assert ome.validate(seg) is not None
+    assert ome.level_paths(_attrs(seg)) == ["0", "1", "2"]
+    labels = io.open_array(seg)[:]
+    np.testing.assert_array_equal(ome.read_level(seg, 1)[:], labels[::2, ::2, ::2])
+    capsys.readouterr()
+    assert run_cli("info", seg, "--json", "-q") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["shape"] == [32, 36, 40] and [lv["shape"] for lv in report["levels"]][1:] == [[16, 18, 20], [8, 9, 10]]
+    assert run_cli("export", seg, tmp_path / "seg.tif", "-q") == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "seg.tif"), labels)
+    assert run_cli("crop", seg, tmp_path / "c.zarr", "--size", 16, "--start", 1, 2, 3, "-q") == 0
+    np.testing.assert_array_equal(io.open_array(tmp_path / "c.zarr")[:], labels[1:17, 2:18, 3:19])
+    assert ome.validate(tmp_path / "c.zarr") is not None and ome.read_level(tmp_path / "c.zarr", 1).shape == (8, 8, 8)
+    monkeypatch.setenv(ome.ENV_SWITCH, "0")
+    assert not ome.enabled()
+    assert run_cli("crop", seg, tmp_path / "plain.zarr", "--size", 8, "-q") == 0
+    assert isinstance(zarr.open(tmp_path / "plain.zarr", mode="r"), zarr.Array)

@@ -11,7 +11,7 @@ import pytest
 import tifffile
 import zarr
 
-from gpuseg import phantom
+from gpuseg import io, phantom
 from gpuseg.errors import InputError, OutputError, ParameterError
 from gpuseg.phantom import microstructure, presets
 from gpuseg.phantom.region import Region
@@ -188,10 +188,10 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(ParameterError, match="shape"):
         phantom.make("nmc-1", (8, 8))
     phantom.generate(tmp_path / "p.zarr", "nmc-1", (8, 8, 8), device="cpu")
-    before = zarr.open_group(tmp_path / "p.zarr")["raw"][:]
+    before = io.open_array(tmp_path / "p.zarr/raw")[:]
     with pytest.raises(OutputError, match="already exists"):
         phantom.generate(tmp_path / "p.zarr", "nmc-1", (8, 8, 8), seed=5, device="cpu")
-    np.testing.assert_array_equal(zarr.open_group(tmp_path / "p.zarr")["raw"][:], before)
+    np.testing.assert_array_equal(io.open_array(tmp_path / "p.zarr/raw")[:], before)
 
 
 def test_cli_writes_raw_and_truth(tmp_path, capsys):
@@ -200,7 +200,7 @@ def test_cli_writes_raw_and_truth(tmp_path, capsys):
                    "--chunks", 10, "--set", "psf_sigma=0.8", "-q") == 0
     printed = capsys.readouterr().out
     raw, truth = phantom.make("nmc-1", (20, 24, 28), seed=3, snr=4, psf_sigma=0.8)
-    group = zarr.open_group(out, mode="r")
+    group = phantom.build.PhantomGroup(zarr.open_group(out, mode="r"))  # raw, truth: OME-Zarr images
     np.testing.assert_array_equal(group["raw"][:], raw)
     np.testing.assert_array_equal(group["truth"][:], truth)
     assert f"active {np.mean(truth == 1):.4f}" in printed
@@ -220,7 +220,7 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path):
     assert killed.returncode == 137 and not out.exists()
     assert subprocess.run(cmd, capture_output=True, check=False).returncode == 0
     raw, truth = phantom.make("nmc-2", (24, 24, 24), seed=9)
-    group = zarr.open_group(out, mode="r")
+    group = phantom.build.PhantomGroup(zarr.open_group(out, mode="r"))  # raw, truth: OME-Zarr images
     np.testing.assert_array_equal(group["truth"][:], truth)
     np.testing.assert_array_equal(group["raw"][:], raw)
 

@@ -8,7 +8,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import zarr
 
 from gpuseg import classify, features, filters, io, phantom
 from gpuseg.engine import faults, plan
@@ -87,9 +86,9 @@ def _kill_and_resume(tmp_path, volume, monkeypatch, name, devices, least_kills=2
         device = devices[-1]
         paths = _run_op(name, src, model, tmp_path / "out.zarr", workers=2, scheduler="threads", device=device)
     assert kills >= least_kills
-    reference = [zarr.open_array(p, mode="r")[:] for p in _run_op(name, src, model, tmp_path / "ref.zarr", device=device)]
+    reference = [io.open_array(p, mode="r")[:] for p in _run_op(name, src, model, tmp_path / "ref.zarr", device=device)]
     for got, want in zip(paths, reference):
-        np.testing.assert_array_equal(zarr.open_array(got, mode="r")[:], want)
+        np.testing.assert_array_equal(io.open_array(got, mode="r")[:], want)
     leftovers = [p.name for p in tmp_path.rglob(".*")]
     assert not leftovers, leftovers
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 from scipy import ndimage as ndi
 
 from gpuseg import io, phantom
@@ -48,7 +47,7 @@ def data(tmp_path_factory):
 def _segmentations(outdir: Path) -> dict[str, np.ndarray]:
     found = sorted((outdir / "segmentations").glob("*/*/*.zarr"))
     assert found
-    return {str(p.relative_to(outdir)): zarr.open_array(p, mode="r")[:] for p in found}
+    return {str(p.relative_to(outdir)): io.open_array(p, mode="r")[:] for p in found}
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -188,11 +187,11 @@ def test_a_killed_study_resumes_to_the_same_report(tmp_path, data):
 def test_without_a_truth_annotators_judge_by_their_own_eye(tmp_path, data):
     report = run_study(data["raw"], tmp_path / "out", protocols="MLX50", users=2, seed=1, variants=["raw"],
                        scheduler="synchronous", **FAST)
-    grey = zarr.open_array(data["raw"], mode="r")
+    grey = io.open_array(data["raw"], mode="r")
     for user, seen in zip(report["results"][0]["users"], report["users"]):
         assert user["did"]["judgement"] == "own threshold" and user["accuracy"] is None
         (z,) = user["did"]["central"]["slices"]
-        painted = zarr.open_array(tmp_path / "out/work/raw/MLX50" / user["user"] / "scribbles-1.zarr", mode="r")[z]
+        painted = io.open_array(tmp_path / "out/work/raw/MLX50" / user["user"] / "scribbles-1.zarr", mode="r")[z]
         judged = own_judgement(grey[z], seen["decisions"]["raw"]["threshold"])
         labelled = painted > 0
         assert labelled.mean() == pytest.approx(user["did"]["central"]["coverage"][0]) and 0.3 < labelled.mean() <= 0.5
@@ -216,7 +215,7 @@ def test_the_command_prints_the_table_and_resumes(tmp_path, data, capsys):
     report = json.loads((out / "study.json").read_text())
     truth = data["truth-array"]
     for res in report["results"]:  # every number is the users' own segmentations, checked from their voxels
-        segs = [zarr.open_array(out / u["path"], mode="r")[:] for u in res["users"]]
+        segs = [io.open_array(out / u["path"], mode="r")[:] for u in res["users"]]
         fractions = [float(np.mean(s == 1)) for s in segs]
         assert [u["active_fraction"] for u in res["users"]] == pytest.approx(fractions)
         assert res["active_fraction_std"] == pytest.approx(np.std(fractions, ddof=1))
@@ -290,7 +289,7 @@ def test_a_yaml_config_with_options_laid_over_it(tmp_path, data, capsys):
 
 
 def test_a_tomogram_in_another_format_gives_the_same_study(tmp_path, data):
-    np.save(tmp_path / "raw.npy", zarr.open_array(data["raw"], mode="r")[:])
+    np.save(tmp_path / "raw.npy", io.open_array(data["raw"], mode="r")[:])
     kw = {"protocols": "S2,gWS", "users": 2, "seed": 9, "variants": ["raw"], "scheduler": "synchronous", "chunks": 12, **FAST}
     from_zarr = run_study(data["raw"], tmp_path / "a", **kw)
     from_npy = run_study(tmp_path / "raw.npy", tmp_path / "b", **kw)

@@ -153,13 +153,14 @@ def _class_names(classes: Sequence[int], names: Sequence[str] | None, where: str
 
 
 @contextlib.contextmanager
-def _readable(image, scratch_beside: str | None, progress: bool):
-    """``image`` as something sliceable: arrays as they are, paths through zarr."""
+def _readable(image, scratch_beside: str | None, progress: bool, scheduler: str | None = None):
+    """``image`` as something sliceable: arrays as they are, paths as the engine reads them (whole in
+    memory when small, else through zarr: :func:`gpuseg.engine.staging.open_input`)."""
     if not isinstance(image, (str, os.PathLike)):
         yield np.asarray(image) if not hasattr(image, "__cuda_array_interface__") else image
         return
     beside = scratch_beside or os.fspath(image)
-    with staging.zarr_input(image, beside + ".train", progress=progress) as arr:
+    with staging.open_input(image, beside + ".train", progress=progress, scheduler=scheduler) as arr:
         yield arr
 
 
@@ -236,7 +237,7 @@ def train(
         project = ilp or next((os.fspath(s) for s in sources if isinstance(s, (str, os.PathLike))
                                and os.fspath(s).lower().endswith(".ilp")), None)
         class_names = ilastik.label_names(project) if project else None
-    with _readable(image, os.fspath(model) if model else None, progress) as arr:
+    with _readable(image, os.fspath(model) if model else None, progress, scheduler) as arr:
         shape = tuple(arr.shape)
         name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else "image"
         if len(shape) != 3:
@@ -254,6 +255,7 @@ def train(
                            scheduler=scheduler, workers=workers, progress=progress, name=name)
         region = central_region(shape, [min(compare_size, n) for n in shape])
         X_compare = samples.region_features(arr, region, spec, device, name)
+    compare = len(sources) > 1  # the change between iterations is measured on the whole crop
     forest, previous, current, counts, changed = None, None, None, [], []
     for i in range(len(sources)):
         merged = scribbles.merged(i + 1)
@@ -263,13 +265,15 @@ def train(
         forest = fo.train(X[keep], merged[keep], trees=trees or GROWN_TREES, random_state=random_state,
                           workers=workers, class_names=names, spec=spec.to_dict())
         counts.append(int(keep.sum()))
+        if not compare:  # one iteration: nothing to compare; the sizing predicts the crop's voxels it samples
+            continue
         current = predictor.predict(X_compare, forest)
         if previous is not None:
             changed.append(float(np.mean(current != previous) * 100))
             log.debug("iteration %d (%s): %.2f %% of the central %s crop changed label", i + 1, scribbles.names[i],
                       changed[-1], "x".join(str(s.stop - s.start) for s in region))
         previous = current
-    assert forest is not None and current is not None  # sources is not empty (checked above)
+    assert forest is not None  # sources is not empty (checked above)
     forest, sizing = _size(forest, trees, full_forest, X_compare, current, region, scribbles)
     forest = forest.replace(info={**forest.info, "annotations": list(scribbles.names), "changed_percent": changed,
                                   "size": sizing})
@@ -280,7 +284,11 @@ def train(
 
 def _size(forest: fo.Forest, trees: int | None, full_forest: bool, X_compare: Any, current: Any,
           region: tuple[slice, ...], scribbles: Any) -> tuple[fo.Forest, dict[str, Any]]:
-    """The forest to keep, and how its size was chosen (stored as the model's ``info["size"]``)."""
+    """The forest to keep, and how its size was chosen (stored as the model's ``info["size"]``).
+
+    ``current``: the grown forest's labels of the whole crop, when the iterations were compared (None:
+    only the voxels sampled here are predicted, a quarter of a 64³ crop's).
+    """
     crop = tuple(s.stop - s.start for s in region)
     where = f"central {crop[0]}³ crop" if len(set(crop)) == 1 else f"central {'x'.join(map(str, crop))} crop"
     base = {"grown_trees": forest.n_trees, "region": where}
@@ -299,8 +307,11 @@ def _size(forest: fo.Forest, trees: int | None, full_forest: bool, X_compare: An
     rows = np.flatnonzero(unlabelled)
     if len(rows) > SIZING_SAMPLE:  # a random sample of them: the cost of sizing stays that of a small crop
         rows = np.sort(np.random.default_rng(0).choice(rows, SIZING_SAMPLE, replace=False))
-    kept, record = sizing.size(forest, backend.to_host(X_compare)[rows], backend.to_host(current)[rows],
-                               groups=groups[rows])
+    if current is None:  # on the features' device, as the whole crop would be predicted
+        labels = backend.to_host(predictor.predict(X_compare[backend.for_array(X_compare).xp.asarray(rows)], forest))
+    else:
+        labels = backend.to_host(current)[rows]
+    kept, record = sizing.size(forest, backend.to_host(X_compare)[rows], labels, groups=groups[rows])
     log.debug("kept %d of %d trees, depth %d of %d: %.4f agreement on %d voxels", record.trees,
               record.grown_trees, record.depth, record.grown_depth, record.agreement, record.sample)
     return kept, {**base, "method": "agreement", **record.to_dict()}

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # command: the module of this package 
     "crop": ("volumes", "copy a subvolume (default: centred) into zarr"),
     "info": ("volumes", "shape, dtype, chunks, voxel size and grey-value summary"),
     "filter": ("filter", "3-D Gaussian filter (float32 out)"),
-    "demo": ("demo", "make a small synthetic tomogram, filter, segment, report and plot"),
+    "demo": ("demo", "a small study: three simulated users segment a synthetic electrode; table, report, figures"),
     "features": ("features", "ilastik-compatible feature stack (float32, channel, z, y, x) into zarr"),
     "train": ("classify", "train a random forest on scribbles (iteratively over several annotations)"),
     "predict": ("classify", "classify every voxel with a trained model, block by block"),

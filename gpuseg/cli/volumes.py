@@ -111,7 +111,8 @@ def _info(args: argparse.Namespace) -> int:
     if "channel_means" in s:
         print(f"  channels   means {'   '.join(f'{v:.4g}' for v in s['channel_means'])}")
     if s.get("levels"):
-        print(f"  OME-Zarr   {len(s['levels'])} levels: "
+        count = len(s["levels"])
+        print(f"  OME-Zarr   {count} level{'s' if count != 1 else ''}: "
               + ", ".join("x".join(map(str, lv["shape"][-3:])) for lv in s["levels"]))
     if s["nonfinite"]:
         print(f"  NaN or inf {s['nonfinite']} voxels: the other commands refuse them; replace them "

@@ -98,7 +98,7 @@ def process(
     want : names, optional
         Results returned for array input (default: the main one).
     attrs : mapping or callable
-        Output attributes; a callable gets the (zarr) input.
+        Output attributes; a callable gets the input (a zarr array, or :class:`~gpuseg.engine.staging.InMemory`).
     check : callable, optional
         Validates the input from its header (shape, dtype, attrs) before anything is staged or written.
     default_chunks : chunk shape for path input when ``chunks`` is None (default: the input's).
@@ -124,7 +124,8 @@ def process(
     zarrio.normalize_chunks(chunks or default_chunks or header.chunks, header.shape)  # refuses a hopeless chunking
     with contextlib.ExitStack() as stack:
         zarr_targets = {k: stack.enter_context(staging.zarr_output(t, overwrite, progress)) for k, t in targets.items()}
-        src = stack.enter_context(staging.zarr_input(image, output, chunks, progress, checked=True))
+        src = stack.enter_context(staging.open_input(image, output, chunks, progress, scheduler=scheduler,
+                                                     header=header))  # in memory when it fits, else zarr
         bound = op.bind(params, src.dtype, list(targets))
         extra_attrs = attrs(src) if callable(attrs) else dict(attrs or {})
         meta = {**metadata.inherit(src.attrs.asdict()), **extra_attrs, **metadata.provenance(source=image)}

@@ -64,6 +64,25 @@ def check_scheduler(scheduler: str | None) -> str:
     return scheduler
 
 
+def _local_get(scheduler: str) -> Any:
+    """The get function of a local scheduler, by name.
+
+    Handed to ``dask.compute`` as a function rather than a name: given a name, dask imports
+    ``distributed`` (0.2-0.5 s per process) only to look for a client that a local run never uses.
+    """
+    if scheduler == "synchronous":
+        from dask.local import get_sync
+
+        return get_sync
+    if scheduler == "processes":
+        from dask.multiprocessing import get
+
+        return get
+    from dask.threaded import get as get_threaded
+
+    return get_threaded
+
+
 class _TaskProgress(Callback):
     """Advance a progress bar as each named task of a local-scheduler run finishes."""
 
@@ -167,7 +186,8 @@ class Session:
                 # ended: none of them writes into an output after the run has given up (and discarded it).
                 with self._local_pool(workers) as pool, _TaskProgress(bar, {t.key for t in tasks}):
                     extra = {"pool": pool} if pool is not None else {}
-                    return list(dask.compute(*tasks, scheduler=self.scheduler, num_workers=workers, **extra))
+                    return list(dask.compute(*tasks, scheduler=_local_get(self.scheduler), num_workers=workers,
+                                             **extra))
             from distributed import as_completed
 
             futures = self.client.compute(list(tasks))

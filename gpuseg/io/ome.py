@@ -25,9 +25,9 @@ has written every level; the marker goes last. :func:`finish` (called by :mod:`g
 an output is committed) builds whatever is pending, so a committed output always has its whole pyramid, and
 a run killed while building it rebuilds the pyramid when rerun.
 
-Switch. Outputs are written this way while :func:`enabled` (``GPUSEG_OME_ZARR=1`` in the environment, or
-:func:`enable`); otherwise a volume is one plain zarr array at ``PATH``, as before. Reading both layouts is
-always on.
+Switch. Outputs are written this way unless switched off (``GPUSEG_OME_ZARR=0`` in the environment, or
+:func:`enable` (False)); then a volume is one plain zarr array at ``PATH``, as gpuseg wrote before. Reading
+both layouts is always on.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ MIN_EDGE = 64
 PENDING_KEY = "gpuseg_pyramid"
 """Group attribute of an image whose pyramid is not complete yet."""
 ENV_SWITCH = "GPUSEG_OME_ZARR"
+"""Environment variable: ``0`` (or ``false``, ``no``, ``off``) writes plain zarr arrays instead of OME-Zarr images."""
+OFF = ("0", "false", "no", "off")
 PYRAMID_BYTES = 1 << 30
 """Host memory the pyramid builder's blocks in flight may take together."""
 MAX_TASKS = 4096  # per level: beyond it, blocks of several chunks (per-task overhead over tiny chunks)
@@ -65,10 +67,18 @@ _switch: bool | None = None
 
 
 def enabled() -> bool:
-    """Whether new zarr volumes are written as OME-Zarr images (:func:`enable`, else ``GPUSEG_OME_ZARR``)."""
+    """Whether new zarr volumes are written as OME-Zarr images: :func:`enable`, else ``GPUSEG_OME_ZARR``
+    (``0``, ``false``, ``no`` or ``off`` switch it off), else yes.
+
+    Examples
+    --------
+    >>> enable(False); enabled()
+    False
+    >>> enable(None)
+    """
     if _switch is not None:
         return _switch
-    return os.environ.get(ENV_SWITCH, "").strip().lower() in ("1", "true", "yes", "on")
+    return os.environ.get(ENV_SWITCH, "").strip().lower() not in OFF
 
 
 def enable(on: bool | None = True) -> None:

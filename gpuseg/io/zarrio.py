@@ -1,7 +1,8 @@
 """Zarr v3 arrays addressed by path (``vol.zarr/raw``): open, create, and guard against overwriting.
 
-A path may name an OME-Zarr image group (:mod:`.ome`): it opens as its full-resolution level, and while
-:func:`.ome.enabled`, :func:`create_array` creates one (its level 0 returned, its pyramid built on commit).
+A path may name an OME-Zarr image group (:mod:`.ome`): it opens as its full-resolution level, and unless
+switched off (:func:`.ome.enabled`, ``GPUSEG_OME_ZARR=0``), :func:`create_array` creates one (its level 0
+returned, its pyramid built when the engine commits the output).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def open_array(path: str | os.PathLike, mode: AccessMode = "r") -> zarr.Array:
 
         if ome.is_image(node.attrs.asdict()):  # an OME-Zarr image: its full resolution, as a plain array's path
             return ome.resolve(node, 0, os.fspath(path))
-        names = ", ".join(sorted(node.array_keys())) or "none"
+        images = [name for name, sub in node.groups() if ome.is_image(sub.attrs.asdict())]
+        names = ", ".join(sorted([*node.array_keys(), *images])) or "none"
         raise InputError(f"{path}: is a zarr group, not an array; name one of its arrays ({names}), e.g. {path}/raw")
     return node
 

@@ -25,6 +25,8 @@ from .region import Region
 
 ATTRS_KEY = "phantom"
 PHASES = ("active", "cbd", "pore")
+TRUTH_ATTRS = {"phase_names": {str(k): v for k, v in metadata.PHASE_NAMES[3].items()}}
+"""The truth's labels named, which also makes it an OME-Zarr label image (picked, not averaged, levels)."""
 
 
 def _shape(shape: Sequence[int]) -> tuple[int, int, int]:
@@ -162,6 +164,31 @@ def _grouped(items: list, workers: int | None) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+class PhantomGroup:
+    """A phantom's zarr group, whose ``raw`` and ``truth`` open as arrays: each is an OME-Zarr image
+    (``raw`` grey values, ``truth`` labels; :mod:`gpuseg.io.ome`), given here as its full-resolution level,
+    or a plain array where the phantom was written without OME-Zarr. Anything else is the group's."""
+
+    def __init__(self, group: Any):
+        self.group = group
+
+    def __getitem__(self, name: str) -> Any:
+        import zarr
+
+        from ..io import ome
+
+        found = self.group[name]
+        if isinstance(found, zarr.Group) and ome.is_image(found.attrs.asdict()):
+            return ome.resolve(found, 0)
+        return found
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.group
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.group, name)
+
+
 def generate(
     output: str | os.PathLike,
     preset: str | Mapping[str, Any],
@@ -187,9 +214,10 @@ def generate(
 
     Returns
     -------
-    zarr.Group
-        With arrays ``raw`` and ``truth`` and attributes ``phantom`` (true fractions, every
-        parameter, ``zero_grey``, ...) and ``voxel_size_nm``.
+    PhantomGroup
+        The zarr group, with ``raw`` and ``truth`` (OME-Zarr images: a grey one and a label one, at
+        ``PATH/raw`` and ``PATH/truth``; ``group["raw"]`` is the full-resolution array) and attributes
+        ``phantom`` (true fractions, every parameter, ``zero_grey``, ...) and ``voxel_size_nm``.
     """
     import dask
     import zarr
@@ -240,7 +268,7 @@ def generate(
             level = state["levels"]
             extra: dict[str, Any] = {"geometry": geom}
             write(LABELS, {"geom": geom, "seed": int(seed), "t_am": level["t_am"], "t_cbd": level["t_cbd"]},
-                  [Region(shape)], "truth", np.int64, shape, chunk_shape)
+                  [Region(shape)], "truth", np.int64, shape, chunk_shape, TRUTH_ATTRS)
             counts = level["counts"]
         else:
             extra = {"label_map": identity["label_map"], "source": os.fspath(labels)}
@@ -249,7 +277,8 @@ def generate(
                 if voxel is not None and "voxel_size_nm" not in overrides:
                     params["voxel_size_nm"] = voxel[0]
                     attrs[metadata.VOXEL_SIZE_KEY] = voxel
-                write(MAP_LABELS, {"pairs": _pairs(label_map)}, [src], "truth", src.dtype, shape, chunk_shape)
+                write(MAP_LABELS, {"pairs": _pairs(label_map)}, [src], "truth", src.dtype, shape, chunk_shape,
+                      TRUTH_ATTRS)
             if "counts" not in state:
                 truth = zarrio.open_array(f"{output}/truth")
                 slices = [b.core for b in iter_blocks(shape, chunk_shape, 0)]
@@ -265,7 +294,7 @@ def generate(
                                              metadata.VOXEL_SIZE_KEY: attrs[metadata.VOXEL_SIZE_KEY],
                                              **metadata.provenance()}))
         out.commit()
-    return zarr.open_group(final, mode="r")
+    return PhantomGroup(zarr.open_group(final, mode="r"))
 
 
 LABELS = Operation("phantom: labels", microstructure.label_block, results={"output": Result(np.uint8)})
