@@ -16,6 +16,7 @@ from .engine import outputs
 from .errors import OutputError, ParameterError
 from .io import metadata, tiff, zarrio
 from .io.paths import check_writable_kind
+from .io.summary import channel_slabs, check_channels
 from .io.volume import check_volume, info, iter_slabs
 from .progress import Progress
 
@@ -161,6 +162,11 @@ def central_region(shape: Sequence[int], size: int | Sequence[int]) -> tuple[sli
     return tuple(slice((n - s) // 2, (n - s) // 2 + s) for s, n in zip(sizes, shape))
 
 
+KEPT_ATTRS = ("classes", "class_names", "channel_names", "features", "phase_names", "phases")
+"""What a copy keeps besides the voxel size: what its channels or labels are (so a copy of a segmentation is
+a label image again, with its names and a picked, not averaged, pyramid)."""
+
+
 def crop(
     source: str | os.PathLike,
     output: str | os.PathLike,
@@ -170,32 +176,40 @@ def crop(
     chunks: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    region: tuple[slice, ...] | None = None,
 ):
-    """Copy the subvolume of ``size`` at ``start`` (default: centred) into a zarr array.
+    """Copy the subvolume of ``size`` at ``start`` (default: centred), or ``region``, into a zarr array.
+
+    A 4-D output of gpuseg (channel, z, y, x: probabilities, features) is cropped in z, y, x with every channel.
 
     Returns
     -------
     zarr.Array
     """
     vol = info(source)
-    check_volume(vol)
-    if start is None:
-        region = central_region(vol.shape, size)
-    else:
+    check_channels(vol)
+    lead, space = vol.shape[:-3], vol.shape[-3:]
+    if region is None and start is None:
+        region = central_region(space, size)
+    elif region is None:
         sizes = [int(s) for s in size] if isinstance(size, Iterable) else [int(size)] * 3
-        region = tuple(slice(int(a), int(a) + s) for a, s in zip(start, sizes))
-        if any(r.start < 0 or r.stop > n or r.start >= r.stop for r, n in zip(region, vol.shape)):
-            raise ParameterError(f"crop start {tuple(start)} + size {tuple(sizes)} leaves the volume {vol.shape}")
+        region = tuple(slice(int(a), int(a) + s) for a, s in zip(start or (), sizes))
+        if any(r.start < 0 or r.stop > n or r.start >= r.stop for r, n in zip(region, space)):
+            raise ParameterError(f"crop start {tuple(start or ())} + size {tuple(sizes)} leaves the volume {space}")
+    if check_writable_kind(output).kind != "zarr":
+        raise OutputError(f"{output}: {source} is {len(vol.shape)}-D {vol.dtype}; crop it into zarr (name.zarr[/array])")
     shape = tuple(r.stop - r.start for r in region)
-    chunk_shape = zarrio.normalize_chunks(chunks or vol.chunks, shape)
-    attrs = metadata.provenance(source=source, crop_start=[r.start for r in region], **metadata.inherit(vol.attrs))
+    chunk_shape = (*lead, *zarrio.normalize_chunks(chunks or (vol.chunks[-3:] if vol.chunks else None), shape))
+    kept = {k: vol.attrs[k] for k in KEPT_ATTRS if k in vol.attrs}
+    attrs = metadata.provenance(source=source, crop_start=[r.start for r in region], **metadata.inherit(vol.attrs),
+                                **kept)
     with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged:
-        arr = zarrio.create_array(staged, shape, vol.dtype, chunk_shape, attrs)
-        depth = chunk_shape[0]
+        arr = zarrio.create_array(staged, (*lead, *shape), vol.dtype, chunk_shape, attrs)
+        z0 = region[0].start
         with Progress(shape[0], f"crop {source}", enabled=progress, unit="slices") as bar:
-            for z0, slab in iter_slabs(source, depth, region[0].start, region[0].stop):
-                lo, hi = max(z0, region[0].start), min(z0 + len(slab), region[0].stop)
+            for z, slab in channel_slabs(source, vol, chunk_shape[-3], region[0].start, region[0].stop):
+                lo, hi = max(z, z0), min(z + slab.shape[-3], region[0].stop)
                 if lo < hi:
-                    arr[lo - region[0].start : hi - region[0].start] = slab[lo - z0 : hi - z0, region[1], region[2]]
+                    arr[..., lo - z0 : hi - z0, :, :] = slab[..., lo - z : hi - z, region[1], region[2]]
                     bar.update(hi - lo)
     return zarrio.open_array(output)

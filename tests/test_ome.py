@@ -279,6 +279,9 @@ def test_cli_outputs_are_ome_zarr_images_by_default(tmp_path, monkeypatch, capsy
     assert run_cli("crop", seg, tmp_path / "c.zarr", "--size", 16, "--start", 1, 2, 3, "-q") == 0
     np.testing.assert_array_equal(io.open_array(tmp_path / "c.zarr")[:], labels[1:17, 2:18, 3:19])
     assert ome.validate(tmp_path / "c.zarr") is not None and ome.read_level(tmp_path / "c.zarr", 1).shape == (8, 8, 8)
+    # a crop of a segmentation keeps its label names: a label image again, its levels picked, not averaged
+    assert type(ome.validate(tmp_path / "c.zarr")).__name__ == "ImageLabel"
+    np.testing.assert_array_equal(ome.read_level(tmp_path / "c.zarr", 1)[:], labels[1:17:2, 2:18:2, 3:19:2])
     monkeypatch.setenv(ome.ENV_SWITCH, "0")
     assert not ome.enabled()
     assert run_cli("crop", seg, tmp_path / "plain.zarr", "--size", 8, "-q") == 0

@@ -1,9 +1,9 @@
 """``ingest``, ``export``, ``crop`` and ``info``: moving volumes between formats.
 
-``export`` and ``crop`` of a 4-D (channel, z, y, x) output (probabilities, features) or a float16 one
-(``--prob-dtype float16``) go through :func:`_export_channels` / :func:`_crop_channels` here, since
-:mod:`gpuseg.volumes` takes 3-D volumes of the dtypes gpuseg computes on only; they belong there,
-beside their 3-D versions.
+``crop`` is :func:`gpuseg.volumes.crop` for every volume gpuseg writes, 4-D (channel, z, y, x) ones too.
+``export`` of a 4-D output (probabilities, features) or a float16 one (``--prob-dtype float16``) goes
+through :func:`_export_channels` here, since :func:`gpuseg.volumes.export` takes 3-D volumes of the
+dtypes gpuseg computes on only; it belongs there, beside its 3-D version.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
 from .. import volumes
 from ..engine import outputs
-from ..errors import OutputError, ParameterError
+from ..errors import OutputError
 from ..io import info as volume_info
-from ..io import metadata, zarrio
+from ..io import metadata
 from ..io.paths import check_writable_kind
 from ..io.summary import channel_slabs, check_channels, summary
 from ..progress import Progress
@@ -82,11 +81,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def _crop(args: argparse.Namespace) -> int:
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
-    if _beyond_volumes(args.input):
-        arr = _crop_channels(args.input, args.output, size=size, start=args.start, chunks=options.chunks_of(args),
-                             overwrite=args.overwrite, progress=not args.quiet)
-        print(f"{args.output}: {arr.shape} {arr.dtype}")
-        return 0
     arr = volumes.crop(args.input, args.output, size=size, start=args.start, chunks=options.chunks_of(args),
                   overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.output}: {arr.shape} {arr.dtype}")
@@ -122,45 +116,10 @@ def _info(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- 4-D and float16 outputs
 
-CHANNEL_ATTRS = ("classes", "class_names", "channel_names", "features")
-"""What a copy of a 4-D output keeps besides the voxel size: what its channels are."""
-
-
 def _beyond_volumes(path: str) -> bool:
     """An output :mod:`gpuseg.volumes` refuses: 4-D (channel, z, y, x), or float16 (probabilities, uncertainty)."""
     vol = volume_info(path)
     return len(vol.shape) == 4 or vol.dtype == np.float16
-
-
-def _crop_channels(source: str, output: str, *, size: int | Sequence[int], start: Sequence[int] | None = None,
-                   chunks: Any = None, overwrite: bool = False, progress: bool = False,
-                   region: tuple[slice, ...] | None = None) -> Any:
-    """Copy the subvolume of ``size`` at ``start`` (default: centred), every channel of it, into zarr."""
-    vol = volume_info(source)
-    check_channels(vol)
-    lead, space = vol.shape[:-3], vol.shape[-3:]
-    if region is None and start is None:
-        region = volumes.central_region(space, size)
-    elif region is None:
-        sizes = [int(v) for v in size] if isinstance(size, Sequence) else [int(size)] * 3
-        region = tuple(slice(int(a), int(a) + n) for a, n in zip(start or (), sizes))
-        if any(r.start < 0 or r.stop > n or r.start >= r.stop for r, n in zip(region, space)):
-            raise ParameterError(f"crop start {tuple(start or ())} + size {tuple(sizes)} leaves the volume {space}")
-    if check_writable_kind(output).kind != "zarr":
-        raise OutputError(f"{output}: {source} is {len(vol.shape)}-D {vol.dtype}; crop it into zarr (name.zarr[/array])")
-    shape = tuple(r.stop - r.start for r in region)
-    chunk_shape = (*lead, *zarrio.normalize_chunks(chunks or (vol.chunks or (64,))[-3:], shape))
-    kept = {k: vol.attrs[k] for k in CHANNEL_ATTRS if k in vol.attrs}
-    attrs = metadata.provenance(source=source, crop_start=[r.start for r in region], **metadata.inherit(vol.attrs), **kept)
-    with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged:
-        arr = zarrio.create_array(staged, (*lead, *shape), vol.dtype, chunk_shape, attrs)
-        z0 = region[0].start
-        with Progress(shape[0], f"crop {source}", enabled=progress, unit="slices") as bar:
-            for z, slab in channel_slabs(source, vol, chunk_shape[-3], region[0].start, region[0].stop):
-                depth = slab.shape[-3]
-                arr[(..., slice(z - z0, z - z0 + depth), slice(None), slice(None))] = slab[..., region[1], region[2]]
-                bar.update(depth)
-    return zarrio.open_array(output)
 
 
 def _export_channels(source: str, output: str, *, overwrite: bool = False, progress: bool = False) -> str:
@@ -172,8 +131,8 @@ def _export_channels(source: str, output: str, *, overwrite: bool = False, progr
     loc = check_writable_kind(output)
     space = vol.shape[-3:]
     if loc.kind == "zarr":
-        _crop_channels(source, output, size=space, region=tuple(slice(0, n) for n in space),
-                       chunks=vol.chunks[-3:] if vol.chunks else None, overwrite=overwrite, progress=progress)
+        volumes.crop(source, output, size=space, region=tuple(slice(0, n) for n in space),
+                     chunks=vol.chunks[-3:] if vol.chunks else None, overwrite=overwrite, progress=progress)
         return output
     if loc.kind != "tiff":
         raise OutputError(f"{output}: {source} is {len(vol.shape)}-D {vol.dtype}; export it to one .tif or to .zarr")
