@@ -41,7 +41,8 @@ def ingest(
     output : path
         ``store.zarr`` or ``store.zarr/array``.
     voxel_size : float or (z, y, x), optional
-        In nm. Defaults to the source's own, if it has one.
+        In nm. Defaults to the source's own, if it has one. A copy keeps what the source's labels or
+        channels are (``metadata.NAMING_KEYS``): a copied segmentation is a label image again.
     chunks : int or (z, y, x), optional
         Chunk shape; default 128³.
     overwrite : bool
@@ -64,9 +65,9 @@ def ingest(
     """
     vol = info(source)
     check_volume(vol)
-    size = metadata.normalize_voxel_size(voxel_size) or metadata.voxel_size(vol.attrs)
+    size = metadata.normalize_voxel_size(voxel_size)
     chunk_shape = zarrio.normalize_chunks(chunks, vol.shape)
-    meta = {**metadata.provenance(source=source), **(attrs or {})}
+    meta = {**metadata.provenance(source=source), **metadata.inherit(vol.attrs, names=True), **(attrs or {})}
     if size is not None:
         meta[metadata.VOXEL_SIZE_KEY] = size
     with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged:
@@ -162,11 +163,6 @@ def central_region(shape: Sequence[int], size: int | Sequence[int]) -> tuple[sli
     return tuple(slice((n - s) // 2, (n - s) // 2 + s) for s, n in zip(sizes, shape))
 
 
-KEPT_ATTRS = ("classes", "class_names", "channel_names", "features", "phase_names", "phases")
-"""What a copy keeps besides the voxel size: what its channels or labels are (so a copy of a segmentation is
-a label image again, with its names and a picked, not averaged, pyramid)."""
-
-
 def crop(
     source: str | os.PathLike,
     output: str | os.PathLike,
@@ -200,9 +196,8 @@ def crop(
         raise OutputError(f"{output}: {source} is {len(vol.shape)}-D {vol.dtype}; crop it into zarr (name.zarr[/array])")
     shape = tuple(r.stop - r.start for r in region)
     chunk_shape = (*lead, *zarrio.normalize_chunks(chunks or (vol.chunks[-3:] if vol.chunks else None), shape))
-    kept = {k: vol.attrs[k] for k in KEPT_ATTRS if k in vol.attrs}
-    attrs = metadata.provenance(source=source, crop_start=[r.start for r in region], **metadata.inherit(vol.attrs),
-                                **kept)
+    attrs = metadata.provenance(source=source, crop_start=[r.start for r in region],
+                                **metadata.inherit(vol.attrs, names=True))
     with outputs.staged(output, overwrite=overwrite, inputs=[source]) as staged:
         arr = zarrio.create_array(staged, (*lead, *shape), vol.dtype, chunk_shape, attrs)
         z0 = region[0].start

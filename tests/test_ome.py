@@ -180,6 +180,47 @@ def test_an_ome_zarr_input_reads_at_level_zero(tmp_path, version, capsys):
     assert report["shape"] == [16, 20, 24] and report["voxel_size_nm"] == pytest.approx(VOXEL)
     assert run_cli("crop", tmp_path / "in.zarr", tmp_path / "c.zarr", "--size", "8", "-q") == 0
     np.testing.assert_array_equal(io.open_array(tmp_path / "c.zarr")[:], vol[4:12, 6:14, 8:16])
+    # the voxel size in the foreign image's metadata travels to what gpuseg writes from it: copies and engine runs
+    assert run_cli("segment", "threshold", tmp_path / "in.zarr", tmp_path / "seg.zarr", "--value", 128, "--device",
+                   "cpu", "-q") == 0
+    for out in ("c.zarr", "seg.zarr"):
+        assert io.open_array(tmp_path / out).attrs["voxel_size_nm"] == pytest.approx(VOXEL)
+        assert ome.level_scales(_attrs(tmp_path / out))[0] == pytest.approx(VOXEL)
+    np.testing.assert_array_equal(io.open_array(tmp_path / "seg.zarr")[:], np.where(vol > 128, 1, 2))
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_5d_image_with_one_time_point_and_channel_reads_as_3d(tmp_path, in_memory, monkeypatch, capsys):
+    """bioformats2raw and Fiji write every image as (t, c, z, y, x): with t = c = 1 it is the 3-D volume, read
+    into memory or through a zarr copy as a TIFF is, with its voxel size; with two channels it is refused."""
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_image
+
+    from gpuseg.engine import staging
+
+    if not in_memory:
+        monkeypatch.setattr(staging, "IN_MEMORY_MAX_BYTES", 0)
+    vol = np.random.default_rng(3).integers(0, 255, (12, 20, 24)).astype(np.uint8)
+    group = zarr.open_group(tmp_path / "in.zarr", mode="w")
+    write_image(vol[None, None], group, axes="tczyx", fmt=FormatV05(), scale={"t": 1, "c": 1, "z": 0.4, "y": 0.3, "x": 0.3},
+                axes_units={"t": "second", **dict.fromkeys("zyx", "micrometer")}, scale_factors=[{"y": 2, "x": 2}],
+                method="nearest")
+    assert run_cli("segment", "threshold", tmp_path / "in.zarr", tmp_path / "seg.zarr", "--value", 100, "--device",
+                   "cpu", "--chunks", 8, "-q") == 0
+    seg = io.open_array(tmp_path / "seg.zarr")
+    np.testing.assert_array_equal(seg[:], np.where(vol > 100, 1, 2))
+    assert seg.attrs["voxel_size_nm"] == pytest.approx(VOXEL)
+    capsys.readouterr()
+    assert run_cli("info", tmp_path / "in.zarr", "--json", "-q") == 0
+    assert json.loads(capsys.readouterr().out)["shape"] == [12, 20, 24]
+    assert run_cli("crop", tmp_path / "in.zarr", tmp_path / "c.zarr", "--size", 6, "-q") == 0
+    np.testing.assert_array_equal(io.open_array(tmp_path / "c.zarr")[:], vol[3:9, 7:13, 9:15])
+    assert run_cli("compare", tmp_path / "seg.zarr", tmp_path / "in.zarr", "-q") == 2  # grey values: no labels
+    two = zarr.open_group(tmp_path / "two.zarr", mode="w")
+    write_image(np.stack([vol, vol])[None], two, axes="tczyx", fmt=FormatV05(), scale_factors=[], method="nearest")
+    capsys.readouterr()
+    assert run_cli("segment", "threshold", tmp_path / "two.zarr", tmp_path / "s2.zarr", "--value", 1, "-q") == 2
+    assert "5-D" in capsys.readouterr().err
 
 
 def test_plain_zarr_stays_plain_while_switched_off(tmp_path, plain):
@@ -282,6 +323,10 @@ def test_cli_outputs_are_ome_zarr_images_by_default(tmp_path, monkeypatch, capsy
     # a crop of a segmentation keeps its label names: a label image again, its levels picked, not averaged
     assert type(ome.validate(tmp_path / "c.zarr")).__name__ == "ImageLabel"
     np.testing.assert_array_equal(ome.read_level(tmp_path / "c.zarr", 1)[:], labels[1:17:2, 2:18:2, 3:19:2])
+    # so does a zarr copy (ingest, export to zarr)
+    assert run_cli("export", seg, tmp_path / "copy.zarr", "-q") == 0
+    assert type(ome.validate(tmp_path / "copy.zarr")).__name__ == "ImageLabel"
+    np.testing.assert_array_equal(ome.read_level(tmp_path / "copy.zarr", 1)[:], labels[::2, ::2, ::2])
     monkeypatch.setenv(ome.ENV_SWITCH, "0")
     assert not ome.enabled()
     assert run_cli("crop", seg, tmp_path / "plain.zarr", "--size", 8, "-q") == 0

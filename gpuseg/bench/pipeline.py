@@ -96,12 +96,14 @@ def write_scribbles(truth_path: str | Path, out_path: str | Path, fraction: floa
     """
     from .. import io
     from ..engine import outputs
+    from ..io import metadata
 
     truth = io.open_array(truth_path)
     rng = np.random.default_rng(seed)
     labelled = 0
-    with outputs.staged(out_path, overwrite=True) as staged:
-        out = io.create_array(staged, truth.shape, np.uint8, (1, *truth.chunks[1:]))
+    with outputs.staged(out_path, overwrite=True) as staged:  # the truth's phase names: a label image
+        out = io.create_array(staged, truth.shape, np.uint8, (1, *truth.chunks[1:]),
+                              metadata.inherit(truth.attrs.asdict(), names=True))
         for z in np.linspace(0, truth.shape[0] - 1, SCRIBBLE_SLICES + 2).round().astype(int)[1:-1]:
             page = np.asarray(truth[int(z)])
             drawn = np.where(rng.random(page.shape) < fraction, page, 0).astype(np.uint8)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -320,11 +319,25 @@ def _size(forest: fo.Forest, trees: int | None, full_forest: bool, X_compare: An
 # --------------------------------------------------------------------------- prediction
 
 
-@functools.lru_cache(maxsize=4)
-def _load_checked(path: str, sha: str) -> fo.Forest:
+_LOADED: dict[tuple[str, str], fo.Forest] = {}  # (path, sha256) → forest: each process loads a model file once
+
+
+def _load_checked(path: str, sha: str | None = None) -> fo.Forest:
+    """The forest in the model file at ``path`` (``sha``: the file the run started with), loaded once per process.
+
+    ``predict`` loads the file to plan the run; its blocks, in the same process (threads) or in workers, find it
+    here rather than parse the file again.
+    """
+    found = _LOADED.get((path, sha)) if sha is not None else None
+    if found is not None:
+        return found
     forest = model_file.load(path)
-    if forest.info.get("sha256", sha) != sha:
+    actual = forest.info.get("sha256", sha)
+    if sha is not None and actual != sha:
         raise InputError(f"{path}: the model file changed during the run; run again")
+    if len(_LOADED) >= 4:  # a long-lived worker sees many models over time: keep the latest few
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[(path, actual)] = forest
     return forest
 
 
@@ -433,7 +446,7 @@ def predict(
     if prob_dtype not in PROB_DTYPES:
         raise ParameterError(f"probability dtype {prob_dtype!r}: use one of {', '.join(PROB_DTYPES)}")
     where = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "model"
-    forest = model if isinstance(model, fo.Forest) else model_file.load(model)
+    forest = model if isinstance(model, fo.Forest) else _load_checked(os.path.abspath(where))
     spec = spec_of(forest, where)
     ref = {"path": os.path.abspath(where), "sha256": forest.info["sha256"]} if isinstance(model, (str, os.PathLike)) else forest
     params = {"model": ref, "spec": spec.to_dict(), "prob_dtype": prob_dtype, "n_classes": forest.n_classes,

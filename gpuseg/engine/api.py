@@ -128,7 +128,7 @@ def process(
                                                      header=header))  # in memory when it fits, else zarr
         bound = op.bind(params, src.dtype, list(targets))
         extra_attrs = attrs(src) if callable(attrs) else dict(attrs or {})
-        meta = {**metadata.inherit(src.attrs.asdict()), **extra_attrs, **metadata.provenance(source=image)}
+        meta = {**metadata.inherit(header.attrs), **extra_attrs, **metadata.provenance(source=image)}
         meta.pop(outputs.RUN_KEY, None)
         run.run(bound, [src], zarr_targets, shape=src.shape,
                 chunks=zarrio.normalize_chunks(chunks or default_chunks or src.chunks, src.shape), attrs=meta,

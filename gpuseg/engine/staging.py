@@ -80,7 +80,7 @@ def fits_in_memory(header: VolumeInfo, scheduler: str | None = None) -> bool:
     """Whether a non-zarr input is read whole into memory rather than copied to zarr: where the tasks share
     this process's memory (:data:`SHARED_MEMORY_SCHEDULERS`), and its bytes are within both
     :data:`IN_MEMORY_MAX_BYTES` and :data:`IN_MEMORY_SHARE` of the available memory."""
-    if scheduler not in SHARED_MEMORY_SCHEDULERS or header.kind == "zarr":
+    if scheduler not in SHARED_MEMORY_SCHEDULERS or (header.kind == "zarr" and not header.squeezed):
         return False
     nbytes = header_nbytes(header)
     return nbytes <= IN_MEMORY_MAX_BYTES and nbytes <= IN_MEMORY_SHARE * _available_memory()
@@ -127,7 +127,7 @@ def open_input(
             outputs.remove(outputs.scratch(output, "input"))
         yield loaded
         return
-    with zarr_input(path, output, chunks, progress, checked=True) as arr:
+    with zarr_input(path, output, chunks, progress, header=header) as arr:
         yield arr
 
 
@@ -144,19 +144,21 @@ def _reusable(scratch: str, signature: str) -> Any:
 @contextlib.contextmanager
 def zarr_input(
     path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None, chunks: Any = None, progress: bool = False,
-    *, checked: bool = False,
+    *, header: VolumeInfo | None = None,
 ) -> Iterator[Any]:
-    """Open ``path`` as a zarr array; a TIFF, HDF5 or .npy is copied to zarr first.
+    """Open ``path`` as a zarr array; a TIFF, HDF5 or .npy (or a 5-D OME-Zarr image, whose t and c are left
+    out) is copied to zarr first.
 
     The copy goes beside ``output`` (so that cluster workers see it wherever they see the output,
-    and a rerun finds it), or into a temporary folder when there is no output. ``checked``: the
-    caller has already checked the header (a folder of slices has one per slice: read them once).
+    and a rerun finds it), or into a temporary folder when there is no output. ``header``: the input's,
+    already checked by the caller (a folder of slices has one per slice: read them once).
     """
     from ..volumes import ingest
 
-    if not checked:
-        check_volume(info(path))
-    if parse(path).kind == "zarr":
+    if header is None:
+        header = info(path)
+        check_volume(header)
+    if header.kind == "zarr" and not header.squeezed:
         yield zarrio.open_array(path)
         return
     folder = tempfile.mkdtemp(prefix="gpuseg-") if output is None else None

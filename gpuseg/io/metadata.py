@@ -39,10 +39,24 @@ def normalize_voxel_size(value: float | Sequence[float] | None) -> list[float] |
     return values
 
 
-def inherit(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The attributes an output takes over from its input (the voxel size)."""
+NAMING_KEYS = ("classes", "class_names", "channel_names", "features", "phase_names", "phases")
+"""What a copy keeps besides the voxel size: what its channels or labels are (so a copy of a segmentation is
+a label image again, with its names and a picked, not averaged, pyramid)."""
+
+
+def inherit(attrs: Mapping[str, Any], *, names: bool = False) -> dict[str, Any]:
+    """The attributes an output takes over from its input: the voxel size and, for a copy of it (``names``),
+    what its labels or channels are (:data:`NAMING_KEYS`).
+
+    Examples
+    --------
+    >>> attrs = {"voxel_size_nm": [400, 400, 400], "phase_names": {"1": "active"}, "command": "gpuseg phantom"}
+    >>> inherit(attrs), inherit(attrs, names=True)["phase_names"]
+    ({'voxel_size_nm': [400.0, 400.0, 400.0]}, {'1': 'active'})
+    """
     size = voxel_size(attrs)
-    return {VOXEL_SIZE_KEY: size} if size is not None else {}
+    kept = {k: attrs[k] for k in NAMING_KEYS if names and k in attrs}
+    return {**kept, **({VOXEL_SIZE_KEY: size} if size is not None else {})}
 
 
 PHASE_NAMES = {2: {1: "active", 2: "non-active"}, 3: {1: "active", 2: "carbon-binder", 3: "pore"}}

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..validate import three_d
-from . import tiff, zarrio
+from . import metadata, ome, tiff, zarrio
 from .paths import Location, parse
 
 SUPPORTED_DTYPES = tuple(np.dtype(t) for t in ("uint8", "uint16", "int8", "int16", "uint32", "int32", "float32", "float64"))
@@ -29,6 +29,9 @@ class VolumeInfo:
     dtype: np.dtype
     chunks: tuple[int, ...] | None
     attrs: dict[str, Any]
+    squeezed: int = 0
+    """Leading axes of length 1 the zarr array has beyond ``shape`` (an OME-Zarr image's t and c): read
+    through :func:`iter_slabs`, which leaves them out, not sliced as the array it is."""
 
 
 def check_dtype(dtype: Any, name: str) -> np.dtype:
@@ -71,7 +74,12 @@ def info(path: str | os.PathLike) -> VolumeInfo:
     loc = parse(path)
     if loc.kind == "zarr":
         arr = zarrio.open_array(path)
-        return VolumeInfo(str(path), "zarr", arr.shape, arr.dtype, arr.chunks, arr.attrs.asdict())
+        attrs = arr.attrs.asdict()
+        if metadata.voxel_size(attrs) is None:  # another tool's OME-Zarr: its voxel size is in the image's metadata
+            size = _image_voxel_size(path)
+            attrs.update({metadata.VOXEL_SIZE_KEY: size} if size else {})
+        lead = singleton_lead(arr.shape)
+        return VolumeInfo(str(path), "zarr", arr.shape[lead:], arr.dtype, arr.chunks[lead:], attrs, lead)
     if loc.kind == "hdf5":
         f, ds = _open_hdf5(loc)
         with f:
@@ -81,6 +89,33 @@ def info(path: str | os.PathLike) -> VolumeInfo:
         return VolumeInfo(str(path), "npy", npy.shape, npy.dtype, None, {})
     shape, dtype = tiff.stack_info(loc.container)
     return VolumeInfo(str(path), loc.kind, shape, dtype, None, {})
+
+
+def singleton_lead(shape: tuple[int, ...]) -> int:
+    """How many leading axes of an array of ``shape`` a reader leaves out: the t and c of a 5-D (t, c, z, y, x)
+    OME-Zarr image with one time point and one channel, as bioformats2raw and Fiji write every image.
+
+    Examples
+    --------
+    >>> singleton_lead((1, 1, 64, 64, 64)), singleton_lead((1, 2, 64, 64, 64)), singleton_lead((2, 64, 64, 64))
+    (2, 0, 0)
+    """
+    return 2 if len(shape) == 5 and tuple(shape[:2]) == (1, 1) else 0
+
+
+def _image_voxel_size(path: str | os.PathLike) -> list[float] | None:
+    """Level 0's voxel size (z, y, x) in nm from the NGFF metadata of the OME-Zarr image ``path`` names
+    (the first image of a bioformats2raw collection); None for a plain array or an image without space units."""
+    import zarr
+
+    loc = parse(path)
+    found: Any = zarr.open(store=loc.container, path=loc.inner, mode="r")
+    while isinstance(found, zarr.Group):
+        scales = ome.level_scales(found.attrs.asdict())
+        if scales:
+            return scales[0]
+        found = found.get("0")  # a bioformats2raw collection: its first image
+    return None
 
 
 def check_volume(vol: VolumeInfo) -> None:
@@ -97,14 +132,16 @@ def iter_slabs(
     if loc.kind in ("tiff", "tiff-folder"):
         yield from tiff.iter_slabs(loc.container, depth, start, stop)
         return
+    lead: tuple[int, ...] = ()
     if loc.kind == "zarr":
         arr: Any = zarrio.open_array(path)
+        lead = (0,) * singleton_lead(arr.shape)
         closer: Any = contextlib.nullcontext()
     elif loc.kind == "hdf5":
         closer, arr = _open_hdf5(loc)
     else:
         arr, closer = _open_npy(loc), contextlib.nullcontext()
     with closer:
-        stop = arr.shape[0] if stop is None else stop
+        stop = arr.shape[len(lead)] if stop is None else stop
         for z0 in range(start, stop, depth):
-            yield z0, np.asarray(arr[z0 : min(z0 + depth, stop)])
+            yield z0, np.asarray(arr[(*lead, slice(z0, min(z0 + depth, stop)))])
