@@ -9,6 +9,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,10 @@ from scipy import ndimage as ndi
 from gpuseg import io, phantom
 from gpuseg.engine import faults
 from gpuseg.errors import ParameterError
-from gpuseg.study import parse_protocols, run_study
+from gpuseg.study import active_fraction_interval, html, parse_protocols, run_study
+from gpuseg.study import protocols as pr
 from gpuseg.study.annotator import Annotator, own_judgement
+from gpuseg.study.report import COLUMNS
 from gpuseg.study.users import ThresholdUser, User, valley
 from tests import killer
 from tests.conftest import one_line_error, run_cli
@@ -182,6 +185,54 @@ def test_a_killed_study_resumes_to_the_same_report(tmp_path, data):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert not [p.name for p in (tmp_path / "killed").rglob(".*")]  # no partial output, lock or staged file left
+    # a study made before probabilities were kept: on resume only that chain predicts again, to the same bytes
+    kept = tmp_path / "killed/work/raw/ML1/u1" / pr.PROBABILITIES
+    before = _snapshot(kept)
+    segmentations = _snapshot(tmp_path / "killed/segmentations")
+    shutil.rmtree(kept)
+    run_study(data["raw"], tmp_path / "killed", scheduler="synchronous", **kw)
+    assert _snapshot(kept).keys() == before.keys() and _snapshot(tmp_path / "killed/segmentations") == segmentations
+    np.testing.assert_array_equal(io.open_array(kept)[:], io.open_array(tmp_path / "ref/work/raw/ML1/u1" / pr.PROBABILITIES)[:])
+    assert (tmp_path / "killed/study.json").read_bytes() == (tmp_path / "ref/study.json").read_bytes()
+    assert not [p.name for p in (tmp_path / "killed").rglob(".*")]
+
+
+def test_forest_users_report_an_interval_and_mlx_its_central_slice_result(tmp_path, data):
+    out = tmp_path / "out"
+    report = run_study(data["raw"], out, truth=data["truth"], protocols="S2,ML1,MLX25", users=3, seed=6,
+                       variants=["raw"], scheduler="synchronous", **FAST)
+    truth = float(np.mean(data["truth-array"] == 1))
+    rows = list(csv.DictReader((out / "study.csv").read_text().splitlines()))
+    assert tuple(rows[0]) == COLUMNS
+    for res in report["results"]:
+        work = out / "work/raw" / res["protocol"]
+        if res["protocol"] == "S2":  # no forest: no probabilities, no interval
+            assert "interval_check" not in res and not work.exists()
+            continue
+        fractions = [u["active_fraction"] for u in res["users"]]
+        inside = 0
+        for user in res["users"]:
+            interval = active_fraction_interval(work / user["user"] / pr.PROBABILITIES, scheduler="synchronous")
+            assert user["interval"] == interval.to_dict()
+            assert interval.low <= user["active_fraction"] <= interval.high  # the labels lie between none and all
+            inside += sum(interval.low <= f <= interval.high for f in fractions) - 1
+            row = next(r for r in rows if r["protocol"] == res["protocol"] and r["user"] == user["user"])
+            assert (float(row["interval_low"]), float(row["interval_high"])) == (interval.low, interval.high)
+        check = res["interval_check"]
+        assert (check["others_inside"], check["others_compared"]) == (inside, 6)
+        assert check["truth_inside"] == sum(u["interval"]["low"] <= truth <= u["interval"]["high"] for u in res["users"])
+        central = res.get("central_slice")
+        if res["protocol"] == "ML1":
+            assert central is None
+            continue
+        first = [io.open_array(work / u["user"] / pr.FIRST_PREDICTION, mode="r")[:] for u in res["users"]]
+        assert [u["active_fraction"] for u in central["users"]] == pytest.approx([float(np.mean(f == 1)) for f in first])
+        errors = [abs(float(np.mean(f == 1)) - truth) for f in first]
+        assert central["mean_abs_error"] == pytest.approx(np.mean(errors))
+        assert central["error_ratio"] == pytest.approx(np.mean([abs(f - truth) for f in fractions]) / np.mean(errors))
+        assert central["active_fraction_std"] == pytest.approx(np.std([np.mean(f == 1) for f in first], ddof=1))
+    page = html.page(report, [])
+    assert "MLX after the central slice alone" in page and "interval one forest user can report" in page
 
 
 def test_without_a_truth_annotators_judge_by_their_own_eye(tmp_path, data):

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {  # command: the module of this package 
     "train": ("classify", "train a random forest on scribbles (iteratively over several annotations)"),
     "predict": ("classify", "classify every voxel with a trained model, block by block"),
     "segment": ("segment", "segment a tomogram: threshold, otsu, watershed, speckle"),
+    "interval": ("interval", "the active-material fraction of a forest's probabilities and the interval one user can report"),
     "compare": ("compare", "fractions, std across users, pairwise differences, accuracy vs a truth"),
     "variability": ("compare", "bar chart of user variability per method from compare --json reports"),
     "phantom": ("phantom", "make a synthetic electrode tomogram (raw) with its truth labels"),

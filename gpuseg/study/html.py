@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engine import outputs
+from . import report as rp
 
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
          "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
@@ -61,6 +62,14 @@ def page(report: Mapping[str, Any], figures: Sequence[tuple[str, str]]) -> str:
     if tf:
         parts.append("<p>Truth fractions: " + html.escape(", ".join(
             f"{tf.get('phase_names', {}).get(p, p)} {_f(v, '.4f')}" for p, v in tf["fractions"].items())) + ".</p>")
+    intervals = rp.interval_table(report)
+    if intervals is not None:
+        parts += ["<h2>The interval one forest user can report</h2>", f"<p>{html.escape(rp.interval_title(report))}.</p>",
+                  _table(*intervals)]
+    central = rp.central_slice_table(report)
+    if central is not None:
+        parts += ["<h2>MLX after the central slice alone</h2>", f"<p>{html.escape(rp.CENTRAL_TITLE)}.</p>",
+                  _table(*central)]
     if report["users"]:
         habit_rows = [[u["user"], "; ".join(f"{part}: " + ", ".join(f"{k} {_short(v)}" for k, v in values.items())
                                             for part, values in u["habits"].items())] for u in report["users"]]

@@ -24,9 +24,10 @@ material (1), below it the rest (2), as the watershed's seeds. ML2's six slices 
 :func:`gpuseg.classify.scribbles.study_slices` other than the central one. The seed cap and the
 choice of the gWS window for seeds are this project's assumptions.
 
-Each chain writes its intermediates (scribble volumes, model files, the first prediction)
-under its work folder and its result, a uint8 segmentation (1 active material, 2 rest), with
-the engine's public functions; a step whose output exists is skipped, so a killed chain resumes.
+Each chain writes its intermediates (scribble volumes, model files, the first prediction
+:data:`FIRST_PREDICTION`, the final prediction's probabilities :data:`PROBABILITIES`) under its work
+folder and its result, a uint8 segmentation (1 active material, 2 rest), with the engine's public
+functions; a step whose output exists is skipped, so a killed chain resumes.
 
 Examples
 --------
@@ -65,6 +66,11 @@ MAX_SEEDS = 1 << 20
 (voxels × channels float32) are held in memory for training."""
 VALID = "S (= S1,S2,S3), S1, S2, S3, gWS, cWS, ML1, ML2, ML3, MLX<percent> with percent in (0, 100], e.g. MLX10"
 STUDY_MLX = (10, 25, 35, 50, 65)
+FIRST_PREDICTION = "prediction-1.zarr"
+"""An MLX chain's prediction after the central slice alone (before the corrections), in its work folder."""
+PROBABILITIES = "probabilities.zarr"
+"""A forest chain's per-class probabilities (uint8) of its final prediction, in its work folder: what the
+user's interval (:mod:`gpuseg.study.uncertainty`) is computed from."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +102,11 @@ class Protocol:
     def reads_truth(self) -> bool:
         """Whether a person doing it looks at what is right (only painting does)."""
         return self.kind == "scribbles"
+
+    @property
+    def forest(self) -> bool:
+        """Whether its segmentation is a random forest's prediction (with probabilities)."""
+        return self.kind in ("seeds", "scribbles")
 
 
 _FIXED = {
@@ -241,8 +252,10 @@ def _forest_seed(user: User, chain: Chain, protocol: Protocol) -> int:
     return int(user_rng(user.threshold.seed, user.index, "forest", protocol.name, chain.variant).integers(0, 2**31))
 
 
-def _train_predict(user: User, chain: Chain, protocol: Protocol, labels: Sequence[str], step: int, output: str) -> None:
-    """Train on ``labels`` (the iterations so far) into ``model-<step>.npz`` and predict into ``output``."""
+def _train_predict(user: User, chain: Chain, protocol: Protocol, labels: Sequence[str], step: int, output: str,
+                   probabilities: str | None = None) -> None:
+    """Train on ``labels`` (the iterations so far) into ``model-<step>.npz`` and predict into ``output`` (and
+    ``probabilities``, uint8)."""
     model = os.path.join(chain.work, f"model-{step}.npz")
     opts = dict(chain.options)
     if not os.path.exists(model):
@@ -251,7 +264,14 @@ def _train_predict(user: User, chain: Chain, protocol: Protocol, labels: Sequenc
                        device=opts.get("device", "auto"), chunks=opts.get("chunks"), scheduler=opts.get("scheduler"),
                        workers=opts.get("workers"), progress=bool(opts.get("progress")))
     if not outputs.exists(output):
-        classify.predict(chain.image, model, output, **opts)
+        classify.predict(chain.image, model, output, probabilities=probabilities, **opts)
+    elif probabilities is not None and not outputs.exists(probabilities):
+        # A study made before probabilities were kept, or a kill between the two commits: predict again for them
+        # (the same model gives the same labels, written to a scratch beside them; the output stays as it is).
+        classify.predict(chain.image, model, outputs.scratch(probabilities, "labels"), probabilities=probabilities,
+                         **opts)
+    if probabilities is not None:
+        outputs.remove(outputs.scratch(probabilities, "labels"))
 
 
 def _seed_planes(protocol: Protocol, depth: int) -> list[int]:
@@ -285,7 +305,7 @@ def _seeded_forest(protocol: Protocol, user: User, chain: Chain, window: Sequenc
                 yield z, labels
 
         _write_scribbles(target, chain.shape, seeds(), {"protocol": protocol.name, "slices": planes, "rate": rate})
-    _train_predict(user, chain, protocol, [target], 1, chain.output)
+    _train_predict(user, chain, protocol, [target], 1, chain.output, os.path.join(chain.work, PROBABILITIES))
     return {"slices": planes if len(planes) < depth else "all", "seed_rate": rate}
 
 
@@ -325,12 +345,12 @@ def _painted_forest(protocol: Protocol, user: User, chain: Chain, own_threshold:
     central = planes[len(planes) // 2]
     first = os.path.join(chain.work, "scribbles-1.zarr")
     second = os.path.join(chain.work, "scribbles-2.zarr")
-    prediction = os.path.join(chain.work, "prediction-1.zarr")
+    prediction = os.path.join(chain.work, FIRST_PREDICTION)
     painted = _paint(protocol, user, chain, first, [central], own_threshold)
     if not outputs.exists(chain.output):
         _train_predict(user, chain, protocol, [first], 1, prediction)
     corrected = _paint(protocol, user, chain, second, [z for z in planes if z != central], own_threshold, prediction)
-    _train_predict(user, chain, protocol, [first, second], 2, chain.output)
+    _train_predict(user, chain, protocol, [first, second], 2, chain.output, os.path.join(chain.work, PROBABILITIES))
     return {"judgement": "truth" if chain.truth is not None else "own threshold",
             "central": _record(painted), "corrections": _record(corrected)}
 
