@@ -14,10 +14,14 @@ parameters and inputs continues where the last one stopped (every step whose out
 is skipped; the engine resumes a half-written one); with other parameters or other inputs it is
 refused, and a folder holding anything else is refused too, so nothing is ever overwritten.
 
-The chains run one after another, each engine run parallel on the scheduler given
-(``synchronous``, ``threads``, ``processes``, ``local`` or a cluster's address): the study is not
-yet one dask graph. Every random choice is keyed by the seed and the user
-(:func:`gpuseg.study.users.user_rng`), so the same seed gives the same bytes on any scheduler.
+The study is one dask graph on the scheduler given (``synchronous``, ``threads``, ``processes``,
+``local`` or a cluster's address): one task per user × protocol × variant, each running that user's
+whole chain of engine runs synchronously inside it, so as many chains run at once as the scheduler
+has workers, and a chain's memory is that of one block at a time. What comes before (reading the
+tomogram, filtering it, its histograms, the truth's fractions) and after (the comparison of the
+users) are engine runs parallel on the same scheduler. Every random choice is keyed by the seed and
+the user (:func:`gpuseg.study.users.user_rng`), and no chain depends on how the others are
+scheduled, so the same seed gives the same bytes on any scheduler and worker count.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
+
 from .. import filters, metrics, validate, volumes
-from ..engine import outputs
+from ..engine import cluster, outputs
 from ..engine.cluster import check_scheduler
 from ..engine.identity import input_signature
 from ..errors import InputError, OutputError, ParameterError
@@ -173,6 +179,13 @@ def _check_outdir(study: Study) -> None:
         raise OutputError(f"{folder}: holds another study (different {what}); choose another output folder to keep both")
 
 
+def _run_chain(key: tuple[str, str, str], protocol: pr.Protocol, user: User, chain: pr.Chain) -> dict[str, Any]:
+    """One task of the study's graph: a user's whole chain of ``protocol`` on one variant (its engine runs
+    synchronous inside the task), skipping the steps already done."""
+    log.info("%s %s %s", *key)
+    return pr.run(protocol, user, chain)
+
+
 def _check_truth(study: Study, compute: dict[str, Any]) -> dict[str, Any] | None:
     """The truth's phase fractions (one pass); refuse a truth with no active material (label 1)."""
     if study.truth is None:
@@ -247,9 +260,10 @@ def run_study(
         log.info("filtering %s (sigma %g, kernel factor %g)", study.tomogram, pr.FILTER_SIGMA, pr.FILTER_TRUNCATE)
         filters.gaussian(study.image("raw"), pr.FILTER_SIGMA, truncate=pr.FILTER_TRUNCATE,
                          output=study.image("filtered"), **options)
-    done: dict[tuple[str, str, str], dict[str, Any]] = {}
     seen: dict[str, dict[str, dict[str, Any]]] = {u.name: {} for u in study.users}
     hists = {}
+    chains = []
+    in_task = {**options, "scheduler": "synchronous", "workers": 1, "progress": False}  # a chain is one task
     for variant in study.variants:
         image = study.image(variant)
         hist = hists[variant] = threshold.histogram(image, chunks=study.chunks, device="cpu", scheduler=scheduler,
@@ -259,10 +273,15 @@ def run_study(
                 chain = pr.Chain(image, variant, study.shape, hist, study.work(variant, protocol, user),
                                  study.segmentation(variant, protocol, user),
                                  truth=study.truth if protocol.reads_truth else None,
-                                 features=study.features, trees=study.trees, options=options)
+                                 features=study.features, trees=study.trees, options=in_task)
                 seen[user.name][variant] = pr.decisions(user, chain)
-                log.info("%s %s %s", variant, protocol.name, user.name)
-                done[(variant, protocol.name, user.name)] = pr.run(protocol, user, chain)
+                chains.append(((variant, protocol.name, user.name), protocol, user, chain))
+    with cluster.session(scheduler, workers) as chain_session:
+        tasks = [dask.delayed(_run_chain, pure=False)(key, protocol, user, chain,
+                                                      dask_key_name=f"study-chain-{'-'.join(key)}")
+                 for key, protocol, user, chain in chains]
+        results = chain_session.compute(tasks, progress=progress, desc="user chains")
+    done = {key: result for (key, *_), result in zip(chains, results)}
     report = rp.build(study, done, seen, truth_info, compute)
     rp.write(study.outdir, report)
     if figures:
