@@ -247,6 +247,21 @@ def model(tmp_path_factory):
     return image, model_file.save(result.forest.replace(class_names=("active", "pore")), folder / "m.npz")
 
 
+def test_an_uncertainty_of_one_level_is_a_grey_image_not_labels(tmp_path, model, ome_on, monkeypatch):
+    """The uncertainty (uint8 0-255) is written beside the labels by the same run, but the class names are the
+    labels' alone: with one level (no pyramid to look at its values), it is still a grey image."""
+    image, forest = model
+    monkeypatch.setattr(ome, "MIN_EDGE", 64)
+    io.create_array(tmp_path / "v.zarr/raw", image.shape, image.dtype, (8, 8, 8))[:] = image
+    assert run_cli("predict", tmp_path / "v.zarr/raw", "--model", forest, tmp_path / "seg.zarr/labels",
+                   "--uncertainty", tmp_path / "seg.zarr/unsure", "--device", "cpu", "-q") == 0
+    assert ome.level_paths(_attrs(tmp_path / "seg.zarr/unsure")) == ["0"]  # smaller than ome.MIN_EDGE: one level
+    assert type(ome.validate(tmp_path / "seg.zarr/unsure")).__name__ == "Image"
+    assert type(ome.validate(tmp_path / "seg.zarr/labels")).__name__ == "ImageLabel"
+    assert "class_names" not in io.open_array(tmp_path / "seg.zarr/unsure").attrs
+    assert io.open_array(tmp_path / "seg.zarr/labels").attrs["class_names"] == ["active", "pore"]
+
+
 @pytest.mark.parametrize("layout", ["ome", "plain"])
 def test_info_export_crop_take_a_4d_probability_output(tmp_path, model, layout, capsys, monkeypatch):
     image, forest = model

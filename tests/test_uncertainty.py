@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from gpuseg import classify, io
-from gpuseg.cli import COMMANDS
 from gpuseg.errors import InputError, ParameterError
 from gpuseg.study import uncertainty
 from gpuseg.study.uncertainty import LEVELS, active_fraction_interval, summarize

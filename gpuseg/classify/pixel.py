@@ -380,17 +380,22 @@ def classify_block(image: Any, *, model: Any, spec: Any, prob_dtype: str = "uint
     Probabilities ``(K, z, y, x)`` and the uncertainty ``1 − (p₁ − p₂)`` come in ``prob_dtype``
     (uint8 0–255, float16, or float32 in memory); labels are the class values (uint8).
     """
-    forest = _forest_of(model)
     spec = feat.FeatureSpec.from_dict(spec) if isinstance(spec, dict) else spec
     xp = backend.for_array(image).xp
     inner = block.inner if block is not None else None
     stackf = xp.ascontiguousarray(feat.compute_block(image, spec, inner=inner))
-    core = stackf.shape[1:]
-    X = stackf.reshape(spec.channels, -1).T
+    return classify_rows(stackf.reshape(spec.channels, -1).T, _forest_of(model), stackf.shape[1:], prob_dtype, want)
+
+
+def classify_rows(X: Any, forest: fo.Forest, core: Sequence[int], prob_dtype: str = "uint8",
+                  want: Sequence[str] = ("labels",)) -> dict[str, Any]:
+    """Labels, and as ``want`` asks, probabilities and uncertainty of feature rows ``X`` ``(N, channels)``, the
+    voxels of a region of shape ``core`` in C order (a block's, or a slice's in the napari preview)."""
+    xp = backend.for_array(X).xp
     k = forest.n_classes
     proba = xp.empty((k, X.shape[0]), predictor.proba_dtype(X))  # channel-major (K, N), written in place
     predictor.predict_proba(X, forest, out=proba.T)
-    del stackf, X
+    core = tuple(core)
     if "uncertainty" in want:  # the two largest of every voxel: only when asked for
         best, first, second = top_two(proba)
         out = {"uncertainty": _to_dtype(xp, (1 - (first - second)).reshape(core), prob_dtype)}
@@ -406,7 +411,7 @@ PREDICT = Operation(
     "classify", classify_block, halo=lambda p: feat.FeatureSpec.from_dict(p["spec"]).halo,
     results={"labels": Result(np.uint8),
              "probabilities": Result(lambda p, _: p["prob_dtype"], lambda p: (p["n_classes"],)),
-             "uncertainty": Result(lambda p, _: p["prob_dtype"])},
+             "uncertainty": Result(lambda p, _: p["prob_dtype"], named=False)},
     device_bytes_per_voxel=lambda p: feat.device_bytes_per_voxel(p["channels"]) + 8 * p["n_classes"],
     host_bytes_per_voxel=lambda p: 4 * p["channels"] + 8 * p["n_classes"] + 16, takes_block=True,
 )

@@ -33,10 +33,15 @@ class Result:
         Its dtype; a callable gets ``(params, input_dtype)``; None: the input's dtype.
     channels : tuple or callable
         Leading non-spatial axes (e.g. ``(K,)`` class probabilities); a callable gets ``params``.
+    named : bool
+        Whether the class or phase names of the run's attributes describe this array's values. False for a
+        measurement written beside labels (an uncertainty in [0, 1]): it gets no names, so it is not taken
+        for a label image.
     """
 
     dtype: Any = None
     channels: Any = ()
+    named: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

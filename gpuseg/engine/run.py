@@ -13,7 +13,7 @@ import zarr
 
 from .. import backend, validate
 from ..errors import InputError
-from ..io import zarrio
+from ..io import metadata, zarrio
 from . import cluster, executor, faults, outputs, plan, timing
 from .blocks import Block, chunk_keys, iter_blocks
 from .identity import fingerprint
@@ -164,9 +164,11 @@ def _compute(bound: Bound, inputs: Sequence[Any], pending: Mapping[str, outputs.
         log.debug("%s: blocks of %s on the %s", bound.op.name, chosen.block_shape, place.device.upper())
         arrays = {}
         for name, o in pending.items():
+            own = attrs if bound.op.results[name].named else {
+                k: v for k, v in attrs.items() if k not in metadata.NAMING_KEYS}
             with outputs.writing(o.target):
                 arrays[name] = o.open((*bound.channels[name], *shape), bound.dtypes[name],
-                                      (*bound.channels[name], *chunk_shape), outputs.as_attrs(attrs), chosen.to_dict())
+                                      (*bound.channels[name], *chunk_shape), outputs.as_attrs(own), chosen.to_dict())
         done = set.intersection(*(o.done() for o in pending.values()))
         todo = [b for b in iter_blocks(shape, chosen.block_shape, bound.halo)
                 if not done.issuperset(chunk_keys(b.core, chunk_shape))]

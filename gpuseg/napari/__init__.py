@@ -1,0 +1,1 @@
+"""The napari plugin: open gpuseg outputs and OME-Zarr images, paint scribbles, train, preview, predict."""
