@@ -204,6 +204,32 @@ def test_cli_outputs_open_with_their_scale_and_colours(make_napari_viewer, run):
     assert np.array_equal(np.asarray(viewer.layers["labels"].data[0]), gpuseg_open(run["out"] / "labels")[:])
 
 
+def test_napari_out_zarr_opens_through_the_reader(make_napari_viewer, run, monkeypatch):
+    """``napari out.zarr`` (and ``out.zarr/labels``): napari offers gpuseg's reader beside its built-in one for any
+    zarr, so it asks once; with gpuseg chosen for zarr (the dialog's "remember", kept in napari's settings) the
+    plain command opens through it, at the right scale."""
+    from napari.errors import MultipleReaderError
+    from napari.settings import get_settings
+
+    viewer = make_napari_viewer()
+    out, labels = os.fspath(run["out"]), os.fspath(run["out"] / "labels")
+    plugins = get_settings().plugins
+    chosen = {k: v for k, v in plugins.extension2reader.items() if not k.startswith("*.zarr")}
+    monkeypatch.setattr(plugins, "extension2reader", chosen)
+    for path in (out, labels):  # plugin=None: as `napari PATH` opens (viewer.open's default is napari's own reader)
+        with pytest.raises(MultipleReaderError) as offered:
+            viewer.open(path, plugin=None)
+        assert "gpuseg" in offered.value.available_plugins
+    monkeypatch.setattr(plugins, "extension2reader", {**chosen, "*.zarr": "gpuseg", "*.zarr/*": "gpuseg"})
+    viewer.open(labels, plugin=None)
+    layer = viewer.layers["labels"]
+    assert layer.multiscale and np.allclose(layer.scale, gpuseg_open(labels).attrs["voxel_size_nm"])
+    assert np.array_equal(np.asarray(layer.data[0]), gpuseg_open(labels)[:])
+    viewer.layers.clear()
+    viewer.open(out, plugin=None)
+    assert {"labels", "uncertainty"} <= {layer.name for layer in viewer.layers}
+
+
 def test_bad_input_is_one_notification(viewer_and_widget, run, qtbot, tmp_path):
     import zarr
     from napari.utils.notifications import ErrorNotification
