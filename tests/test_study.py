@@ -21,6 +21,7 @@ from scipy import ndimage as ndi
 from gpuseg import io, phantom
 from gpuseg.engine import faults
 from gpuseg.errors import ParameterError
+from gpuseg.io import ome
 from gpuseg.study import active_fraction_interval, html, parse_protocols, run_study
 from gpuseg.study import protocols as pr
 from gpuseg.study.annotator import Annotator, own_judgement
@@ -225,6 +226,10 @@ def test_forest_users_report_an_interval_and_mlx_its_central_slice_result(tmp_pa
         if res["protocol"] == "ML1":
             assert central is None
             continue
+        for user in res["users"]:  # the annotation volumes name their classes: label images, as napari shows them
+            scribbles = work / user["user"] / "scribbles-1.zarr"
+            assert io.open_array(scribbles).attrs["class_names"] == list(pr.CLASS_NAMES)
+            assert type(ome.validate(scribbles)).__name__ == "ImageLabel"
         first = [io.open_array(work / u["user"] / pr.FIRST_PREDICTION, mode="r")[:] for u in res["users"]]
         assert [u["active_fraction"] for u in central["users"]] == pytest.approx([float(np.mean(f == 1)) for f in first])
         errors = [abs(float(np.mean(f == 1)) - truth) for f in first]

@@ -54,10 +54,12 @@ from ..errors import ParameterError
 from ..io import create_array, iter_slabs, open_array
 from ..io.slices import read_slices
 from ..segment import threshold, watershed
-from .annotator import own_judgement, two_phase
+from .annotator import ACTIVE, REST, own_judgement, two_phase
 from .streams import user_rng
 from .users import User
 
+CLASS_NAMES = ("active", "rest")
+"""Names of the two classes every study forest and annotation volume holds (1 active material, 2 the rest)."""
 FILTER_SIGMA = 1.1
 FILTER_TRUNCATE = 2.0
 VARIANTS = ("raw", "filtered")
@@ -241,7 +243,7 @@ def _write_scribbles(target: str, shape: Sequence[int], slices: Iterable[tuple[i
         return
     chunks = (1, min(int(shape[1]), 1024), min(int(shape[2]), 1024))
     with outputs.staged(target, overwrite=False) as stage:
-        arr = create_array(stage, shape, np.uint8, chunks)
+        arr = create_array(stage, shape, np.uint8, chunks, {"classes": [ACTIVE, REST], "class_names": list(CLASS_NAMES)})
         for z, labels in slices:
             if labels.any():
                 arr[int(z)] = labels
@@ -260,7 +262,7 @@ def _train_predict(user: User, chain: Chain, protocol: Protocol, labels: Sequenc
     opts = dict(chain.options)
     if not os.path.exists(model):
         classify.train(chain.image, list(labels), features=chain.features, trees=chain.trees,
-                       random_state=_forest_seed(user, chain, protocol), class_names=["active", "rest"], model=model,
+                       random_state=_forest_seed(user, chain, protocol), class_names=list(CLASS_NAMES), model=model,
                        device=opts.get("device", "auto"), chunks=opts.get("chunks"), scheduler=opts.get("scheduler"),
                        workers=opts.get("workers"), progress=bool(opts.get("progress")))
     if not outputs.exists(output):
