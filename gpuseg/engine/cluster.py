@@ -171,7 +171,8 @@ class Session:
         processes = (self.workers or default_workers()) if self.scheduler == "processes" else 1
         return _decide(device, [_worker_device()], processes)
 
-    def compute(self, tasks: Sequence[Any], *, progress: bool = False, desc: str = "blocks") -> list[Any]:
+    def compute(self, tasks: Sequence[Any], *, progress: bool = False, desc: str = "blocks",
+                unit: str = "blocks") -> list[Any]:
         """Compute dask ``tasks`` (delayed objects), in order, with a progress bar.
 
         The first task to fail ends the computation (the others are cancelled); a failure of the
@@ -179,7 +180,7 @@ class Session:
         """
         if not tasks:
             return []
-        with Progress(len(tasks), desc, enabled=progress) as bar, self._failures():
+        with Progress(len(tasks), desc, enabled=progress, unit=unit) as bar, self._failures():
             if self.client is None:
                 workers = self.workers or default_workers()
                 # Our own pool, so that a failure or Ctrl-C returns only once the blocks already running have

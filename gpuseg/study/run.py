@@ -280,7 +280,7 @@ def run_study(
         tasks = [dask.delayed(_run_chain, pure=False)(key, protocol, user, chain,
                                                       dask_key_name=f"study-chain-{'-'.join(key)}")
                  for key, protocol, user, chain in chains]
-        results = chain_session.compute(tasks, progress=progress, desc="user chains")
+        results = chain_session.compute(tasks, progress=progress, desc="user chains", unit="chains")
     done = {key: result for (key, *_), result in zip(chains, results)}
     report = rp.build(study, done, seen, truth_info, compute)
     rp.write(study.outdir, report)
