@@ -48,7 +48,7 @@ import numpy as np
 from .. import backend, validate
 from ..engine import is_path, reduce
 from ..errors import InputError, ParameterError
-from ..io import info, open_array, parse
+from ..io import open_array, parse
 from ..io.zarrio import normalize_chunks
 
 ACTIVE = 1
@@ -249,7 +249,7 @@ def _opened(probabilities: Any, classes: Sequence[int] | None, active: int,
         kind = parse(probabilities).kind
         if kind == "zarr":
             arr = open_array(probabilities)
-            classes = classes if classes is not None else info(probabilities).attrs.get("classes")
+            classes = classes if classes is not None else arr.attrs.get("classes")
         elif kind == "npy":
             arr = np.load(os.fspath(probabilities), mmap_mode="r")  # read chunk by chunk, never whole
         else:
