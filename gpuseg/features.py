@@ -79,11 +79,15 @@ def device_bytes_per_voxel(channels: int) -> int:
     return 4 * channels + 72
 
 
-def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int, ...]) -> dict[str, Any]:
-    """The features named in ``plans`` (all at one scale) of ``source``: name → (channels, *shape).
+def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int, ...],
+                    core: tuple[slice, ...]) -> dict[str, Any]:
+    """The features named in ``plans`` (all at one scale) of ``source`` on its ``core``: name → (channels, *core).
 
     Smoothing, gradient magnitude, LoG, Hessian and the larger Gaussian of the DoG share one
     sigma, so their derivatives come from one pass-sharing :func:`filters.gaussian_derivatives`.
+    Only the core is computed: each filter pass on the core of the axes already filtered
+    (:func:`filters.gaussian_derivative`), everything after the filters, voxel by voxel, on the
+    core alone (the eigenvalues of a 128³ core with a 14-voxel reach: 1.6× fewer voxels).
     """
     xp = backend.for_array(source).xp
     results: dict[str, Any] = {}
@@ -91,7 +95,9 @@ def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int,
     opts: dict[str, Any] = dict(truncate=plan.truncate, kernel=plan.kernel, mode=plan.mode, axes=axes)
     if "structure_tensor_eigenvalues" in plans:
         inner, outer = plans["structure_tensor_eigenvalues"].sigmas
-        results["structure_tensor_eigenvalues"] = filters.structure_tensor_eigenvalues(source, inner, outer, **opts)
+        tensor = filters.structure_tensor(source, inner, outer, core=core, **opts)
+        results["structure_tensor_eigenvalues"] = symmetric_eigenvalues(tensor)
+        del tensor
     n = len(axes)
     unit = [tuple(int(k == a) for k in range(n)) for a in range(n)]
     pairs = [(a, b) for a in range(n) for b in range(a, n)]  # the upper triangle, row by row
@@ -107,7 +113,7 @@ def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int,
         orders.update(second)
     smooth = squares = laplacian = None
     hessian: dict[tuple[int, int], Any] = {}
-    for order, d in filters.gaussian_derivatives(source, plan.sigmas[0], orders, **opts):
+    for order, d in filters.gaussian_derivatives(source, plan.sigmas[0], orders, core=core, **opts):
         degree = sum(order)
         if degree == 0:
             smooth = d
@@ -131,7 +137,7 @@ def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int,
         del hessian
     if "difference_of_gaussians" in plans:
         _, sigma1 = plans["difference_of_gaussians"].sigmas
-        dog = filters.gaussian_derivative(source, sigma1, (0,) * n, **opts)
+        dog = filters.gaussian_derivative(source, sigma1, (0,) * n, core=core, **opts)
         results["difference_of_gaussians"] = xp.subtract(smooth, dog, out=dog)[None]
     if "gaussian_smoothing" in plans:
         assert smooth is not None  # order (0, ..., 0) was asked for above
@@ -186,14 +192,14 @@ def compute_block(block: Any, spec: FeatureSpec, *, inner: tuple[slice, ...] | N
         reach = max(plan.radius(name) for name, plan in plans.items())
         pad = [reach if a in axes else 0 for a in range(3)]
         window = tuple(slice(max(i.start - r, 0), min(i.stop + r, n)) for i, r, n in zip(inner, pad, block.shape))
-        local = (slice(None), *(slice(i.start - w.start, i.stop - w.start) for i, w in zip(inner, window)))
+        core = tuple(slice(i.start - w.start, i.stop - w.start) for i, w in zip(inner, window))
         source = image[window]
         presmooth = next(iter(plans.values())).presmooth
         if presmooth is not None:
             source = filters.gaussian_derivative(source, presmooth, (0,) * len(axes), truncate=PRESMOOTH_WINDOW,
                                                  kernel="vigra", mode="mirror", axes=axes)
-        for name, value in _scale_features(source, plans, axes).items():
-            out[group[name] : group[name] + spec.channels_of(name)] = value[local]
+        for name, value in _scale_features(source, plans, axes, core).items():
+            out[group[name] : group[name] + spec.channels_of(name)] = value
         del source
     return out
 

@@ -197,9 +197,26 @@ def _filter_1d(data: Any, sigma: float, order: int, axis: int, truncate: float =
     raise ParameterError(f"unknown kernel {kernel!r}: use one of {', '.join(KERNELS)}")
 
 
+def _cropped(result: Any, axis: int, core: Sequence[slice] | None) -> Any:
+    """``result`` cut to ``core`` along ``axis`` (a view; no cut without a core)."""
+    if core is None:
+        return result
+    index = [slice(None)] * result.ndim
+    index[axis] = core[axis]
+    return result[tuple(index)]
+
+
+def _outside_axes(image: Any, axes: Sequence[int], core: Sequence[slice] | None) -> Any:
+    """``image`` cut to ``core`` along the axes that are not filtered."""
+    for axis in range(image.ndim):
+        if axis not in axes:
+            image = _cropped(image, axis, core)
+    return image
+
+
 def gaussian_derivative(
     image: Any, sigma: float, order: Sequence[int], *, truncate: float = 4.0, mode: str = "reflect",
-    kernel: str = "scipy", axes: Sequence[int] = AXES_3D,
+    kernel: str = "scipy", axes: Sequence[int] = AXES_3D, core: Sequence[slice] | None = None,
 ) -> Any:
     """Gaussian-smoothed partial derivative of ``image``: separable 1-D filters along ``axes``.
 
@@ -210,10 +227,14 @@ def gaussian_derivative(
         Scale in voxels, > 0.
     order : sequence of int
         Derivative order (0, 1 or 2) along each of ``axes``.
+    core : tuple of slices, optional
+        Only this part of the result is wanted. Each pass along an axis runs on the whole
+        extent of that axis (its boundary mode applies there) but only on the core of the axes
+        already filtered, which gives the core's values exactly with fewer voxels filtered.
 
     Returns
     -------
-    array, float32
+    array, float32 (the core's shape when ``core`` is given)
 
     Examples
     --------
@@ -226,9 +247,9 @@ def gaussian_derivative(
     xp = backend.for_array(image).xp
     if len(order) != len(axes):
         raise ParameterError(f"order {tuple(order)} needs one entry per axis {tuple(axes)}")
-    result = image if image.dtype == xp.float32 else image.astype(xp.float32)
+    result = _outside_axes(image if image.dtype == xp.float32 else image.astype(xp.float32), axes, core)
     for axis, n in zip(axes, order):
-        result = _filter_1d(result, sigma, int(n), axis, truncate, mode, kernel)
+        result = _cropped(_filter_1d(result, sigma, int(n), axis, truncate, mode, kernel), axis, core)
     return result if result is not image else result.copy()
 
 
@@ -241,6 +262,7 @@ def gaussian_derivatives(
     common prefix (along ``axes``, first axis first) reuse its partial results: smoothing,
     gradient and Hessian (10 derivatives in 3-D) take 19 one-dimensional passes instead of
     30. Orders are visited sorted; at most one partial result per axis is alive at a time.
+    ``core`` (in ``options``) is as for :func:`gaussian_derivative`.
 
     Examples
     --------
@@ -250,8 +272,9 @@ def gaussian_derivatives(
     True
     """
     axes = tuple(options.pop("axes", AXES_3D))
+    core = options.pop("core", None)
     xp = backend.for_array(image).xp
-    base = image if image.dtype == xp.float32 else image.astype(xp.float32)
+    base = _outside_axes(image if image.dtype == xp.float32 else image.astype(xp.float32), axes, core)
     partial: list[tuple[tuple[int, ...], Any]] = []  # (prefix of orders, result after those passes)
     for order in sorted({tuple(int(o) for o in order) for order in orders}):
         if len(order) != len(axes):
@@ -263,7 +286,7 @@ def gaussian_derivatives(
                 result = partial[depth][1]
                 continue
             del partial[depth:]
-            result = _filter_1d(result, sigma, order[depth], axis, **options)
+            result = _cropped(_filter_1d(result, sigma, order[depth], axis, **options), axis, core)
             if depth < len(axes) - 1:
                 partial.append((prefix, result))
         yield order, result
@@ -360,6 +383,8 @@ def hessian_of_gaussian(image: Any, sigma: float, **options: Any) -> list:
 def structure_tensor(image: Any, inner: float, outer: float, **options: Any) -> list:
     """Structure tensor: products of Gaussian gradients at scale ``inner``, smoothed at scale ``outer``.
 
+    ``options`` as :func:`gaussian_derivative` (``core`` included).
+
     Returns
     -------
     list of float32 arrays
@@ -373,12 +398,13 @@ def structure_tensor(image: Any, inner: float, outer: float, **options: Any) -> 
     [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     """
     axes = tuple(options.get("axes", AXES_3D))
+    core = options.pop("core", None)  # only for the smoothing: the gradient is wanted wherever it reaches the core
     gradient = [gaussian_derivative(image, inner, _unit_orders(axes, {a: 1}), **options) for a in axes]
     components = []
     for i in range(len(axes)):
         for j in range(i, len(axes)):
             product = gradient[i] * gradient[j]
-            components.append(gaussian_derivative(product, outer, (0,) * len(axes), **options))
+            components.append(gaussian_derivative(product, outer, (0,) * len(axes), core=core, **options))
             del product
     return components
 

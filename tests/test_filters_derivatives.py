@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from gpuseg import filters
+from gpuseg import eigen, filters
 from gpuseg.eigen import symmetric_eigenvalues
 from gpuseg.errors import ParameterError
 
@@ -43,19 +43,31 @@ def _with_spectrum(eigenvalues: np.ndarray, rng) -> np.ndarray:
 # --------------------------------------------------------------------------- eigenvalues
 
 
+def _solve(components: list[np.ndarray], as_blocks: bool, out=None) -> np.ndarray:
+    """symmetric_eigenvalues of 1-D components (the array form), or of them shaped as 3-D blocks (numba
+    for 3×3 on the CPU), returned as (n, count) either way."""
+    if not as_blocks:
+        return symmetric_eigenvalues(components, out=out)
+    count = components[0].size
+    shape = (count // 100, 10, 10)
+    return symmetric_eigenvalues([c.reshape(shape) for c in components]).reshape(-1, count)
+
+
+@pytest.mark.parametrize("as_blocks", [False, True], ids=["arrays", "blocks"])
 @pytest.mark.parametrize("n", [2, 3])
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 5e-5)])
-def test_eigenvalues_random_match_eigvalsh(n, dtype, tol):
+def test_eigenvalues_random_match_eigvalsh(n, dtype, tol, as_blocks):
     matrices = _random_symmetric(n, 20000, np.random.default_rng(n))
-    got = symmetric_eigenvalues(_components(matrices, dtype))
+    got = _solve(_components(matrices, dtype), as_blocks)
     assert got.dtype == dtype and got.shape == (n, 20000)
     ref = _eigvalsh_desc(matrices)
     scale = np.abs(ref).max(axis=0)
     assert np.max(np.abs(got - ref) / scale) < tol
 
 
+@pytest.mark.parametrize("as_blocks", [False, True], ids=["arrays", "blocks"])
 @pytest.mark.parametrize("n", [2, 3])
-def test_eigenvalues_degenerate_match_eigvalsh(n):
+def test_eigenvalues_degenerate_match_eigvalsh(n, as_blocks):
     rng = np.random.default_rng(7)
     spectra = rng.normal(size=(3000, n))
     spectra[:1000, 1] = spectra[:1000, 0]  # a repeated pair
@@ -66,7 +78,7 @@ def test_eigenvalues_degenerate_match_eigvalsh(n):
     matrices[2200:2300] *= 1e-25  # tiny and huge entries: no under- or overflow
     matrices[2300:2400] *= 1e25
     for dtype, tol in ((np.float64, 1e-7), (np.float32, 1e-3)):  # repeated roots: ~sqrt(eps)
-        got = symmetric_eigenvalues(_components(matrices, dtype))
+        got = _solve(_components(matrices, dtype), as_blocks)
         ref = _eigvalsh_desc(matrices)
         scale = np.maximum(np.abs(ref).max(axis=0), np.finfo(np.float64).tiny)
         assert np.all(np.isfinite(got))
@@ -82,6 +94,50 @@ def test_eigenvalues_sorted_descending_and_out():
     assert np.all(got[0] >= got[1]) and np.all(got[1] >= got[2])
 
 
+def test_fused_3x3_equals_the_array_form_on_strided_blocks_with_nan_and_inf():
+    """The CPU's numba loop is the array form (the GPU's) fused: equal within the float32 array form's own
+    error (the loop computes in float64), on views, with the same NaNs."""
+    matrices = _random_symmetric(3, 24 * 26 * 28, np.random.default_rng(3)) * 50
+    matrices[:5] = 0
+    components = [c.reshape(24, 26, 28) for c in _components(matrices, np.float32)]
+    components[0].flat[5], components[3].flat[6], components[1].flat[7] = np.nan, np.inf, -np.inf
+    views = [c[2:-3, ::2, 1:] for c in components]  # strided, not contiguous
+    fused = symmetric_eigenvalues(views)
+    array_form = eigen._eigenvalues_3x3(*views)
+    assert fused.dtype == np.float32 and fused.shape == (3, 19, 13, 27)
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(array_form))
+    scale = np.abs(np.nan_to_num(array_form)).max(axis=0) + 1e-30
+    assert np.nanmax(np.abs(fused - array_form) / scale) < 5e-5
+    whole = symmetric_eigenvalues(components)
+    assert np.all(whole[:, 0, 0, :5] == 0) and np.all(np.isnan(whole.reshape(3, -1)[:, 5:8]))
+
+
+@pytest.mark.gpu
+def test_fused_3x3_on_the_gpu_equals_the_cpu_loop_and_eigvalsh():
+    """The CUDA kernel (compiled as C++ by the test double without a GPU) gives the numba loop's numbers."""
+    import cupy
+
+    matrices = _random_symmetric(3, 12 * 13 * 14, np.random.default_rng(4)) * 30
+    matrices[:3] = 0
+    matrices[3:6] = np.eye(3) * 2.5
+    components = [c.reshape(12, 13, 14) for c in _components(matrices, np.float32)]
+    components[2].flat[10] = np.nan
+    cpu = symmetric_eigenvalues(components)
+    views = [cupy.asarray(c)[:, 1:, ::2] for c in components]  # strided on the device too
+    gpu = symmetric_eigenvalues(views)
+    assert isinstance(gpu, cupy.ndarray) and gpu.dtype == np.float32 and gpu.shape == (3, 12, 12, 7)
+    want = cpu[:, :, 1:, ::2]
+    np.testing.assert_allclose(gpu.get(), want, rtol=1e-6, atol=1e-6 * np.nanmax(np.abs(want)))
+    assert np.array_equal(np.isnan(gpu.get()), np.isnan(want))
+    whole = symmetric_eigenvalues([cupy.asarray(c) for c in components]).get().reshape(3, -1)
+    ref = _eigvalsh_desc(np.nan_to_num(matrices))
+    ok = ~np.isnan(whole[0])
+    assert np.max(np.abs(whole[:, ok] - ref[:, ok]) / (np.abs(ref[:, ok]).max(axis=0) + 1e-30)) < 2e-6
+    assert np.all(whole[:, :3] == 0) and np.allclose(whole[:, 3:6], 2.5)
+    out = cupy.empty((3, 12, 13, 14), np.float32)
+    assert symmetric_eigenvalues([cupy.asarray(c) for c in components], out=out) is out
+
+
 def test_eigenvalues_bad_input():
     with pytest.raises(ParameterError):
         symmetric_eigenvalues([np.zeros(3)] * 4)
@@ -90,6 +146,24 @@ def test_eigenvalues_bad_input():
 
 
 # --------------------------------------------------------------------------- scipy semantics
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2), (1, 2)])
+def test_derivatives_of_a_core_equal_the_whole_cropped(axes):
+    """Passes on the core of the axes already filtered give the core's values to the bit."""
+    core = (slice(3, 15), slice(5, 17), slice(2, 21))
+    orders = [(0,) * len(axes), *[tuple(int(a == b) for b in range(len(axes))) for a in range(len(axes))],
+              (2,) + (0,) * (len(axes) - 1), (1, 1) + (0,) * (len(axes) - 2)]
+    options = dict(axes=axes, kernel="vigra", mode="mirror", truncate=2.0)
+    whole = dict(filters.gaussian_derivatives(VOLUME, 1.6, orders, **options))
+    part = dict(filters.gaussian_derivatives(VOLUME, 1.6, orders, core=core, **options))
+    for order in orders:
+        np.testing.assert_array_equal(part[order], whole[order][core])
+        np.testing.assert_array_equal(filters.gaussian_derivative(VOLUME, 1.6, order, core=core, **options),
+                                      whole[order][core])
+    tensor = filters.structure_tensor(VOLUME, 0.8, 1.6, core=core, **options)
+    for got, want in zip(tensor, filters.structure_tensor(VOLUME, 0.8, 1.6, **options)):
+        np.testing.assert_array_equal(got, want[core])
 
 
 @pytest.mark.parametrize("order", [(0, 0, 0), (1, 0, 0), (0, 2, 0), (1, 1, 0), (0, 1, 1), (2, 0, 0)])
