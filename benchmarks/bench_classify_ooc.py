@@ -40,7 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--features", default="default")
-    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--trees", type=int, default=None,
+                        help="grow and keep N trees (default: gpuseg's default, a forest sized by the data)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workdir", default="/tmp/gpuseg-rf")
@@ -69,9 +70,10 @@ def main() -> None:
         step("phantom nmc-1", ["phantom", str(v), "--preset", "nmc-1", "--shape", *[str(args.size)] * 3,
                                 "--device", args.device, *common], f"{size} raw + truth")
         write_scribbles(v / "truth", work / "scribbles.zarr/labels")
-        step(f"train ({args.features}, {args.trees} trees)",
+        trees = [] if args.trees is None else ["--trees", str(args.trees)]
+        step(f"train ({args.features}, {'sized' if args.trees is None else args.trees} trees)",
              ["train", str(v / "raw"), "--labels", str(work / "scribbles.zarr/labels"), "--model", str(work / "model.npz"),
-              "--features", args.features, "--trees", str(args.trees), "--device", args.device, *common],
+              "--features", args.features, *trees, "--device", args.device, *common],
              "7 slices × 10 %")
     predict = ["predict", str(v / "raw"), "--model", str(work / "model.npz"), str(work / "seg.zarr/labels"),
                "--device", args.device, *common]
@@ -86,7 +88,11 @@ def main() -> None:
                                  "--json", str(work / "report.json"), *common], f"{size} × 2")
     report = json.loads((work / "report.json").read_text())
     print(f"machine: {machine()}")
-    print(f"forest: {args.trees} trees, features {args.features!r}, {args.workers} workers, device {args.device}")
+    from gpuseg import classify
+
+    forest = classify.load(work / "model.npz")
+    print(f"forest: {forest.n_trees} trees ({'sized by the data' if args.trees is None else 'fixed'}), "
+          f"{forest.n_nodes} nodes, features {args.features!r}, {args.workers} workers, device {args.device}")
     print(table(rows, ["step", "input", "throughput", "time", "peak RSS"]))
     goal = GOALS.get(args.size)
     if goal:

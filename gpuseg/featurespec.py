@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from . import filters
 from .errors import InputError, ParameterError
 
 MODES = ("ilastik", "plain")
@@ -84,6 +83,8 @@ class FeaturePlan:
 
     def radius(self, name: str) -> int:
         """Voxels of input this feature needs on each side of a voxel."""
+        from . import filters  # not at the top: the command line reads MODES without the engine
+
         r = 0 if self.presmooth is None else filters.kernel_radius_1d(self.presmooth, PRESMOOTH_WINDOW)
         own = [filters.kernel_radius_1d(s, self.truncate) for s in self.sigmas]
         if name == "structure_tensor_eigenvalues":  # gradient, then smoothing of products

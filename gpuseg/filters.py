@@ -431,7 +431,7 @@ def structure_tensor_eigenvalues(image: Any, inner: float, outer: float, *, out:
     --------
     >>> ramp = np.broadcast_to(np.arange(12, dtype=np.float32) * 3, (12, 12, 12))
     >>> ev = structure_tensor_eigenvalues(ramp, 0.5, 1.0, kernel="vigra", truncate=2.0, mode="mirror")
-    >>> ev[:, 6, 6, 6].round(4).tolist()  # one direction of change, squared slope 9
+    >>> [round(float(v), 4) + 0.0 for v in ev[:, 6, 6, 6]]  # one direction of change, squared slope 9; + 0.0: no -0.0
     [9.0, 0.0, 0.0]
     """
     from .eigen import symmetric_eigenvalues

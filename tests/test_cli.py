@@ -146,6 +146,17 @@ def test_help_starts_without_the_scientific_stack():
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
     from gpuseg.cli import COMMANDS, build_parser
 
+    # every command's own help, built in one fresh process: still no library behind numpy
+    heavy = ("dask", "zarr", "scipy", "sklearn", "numba", "tifffile", "skimage", "matplotlib", "distributed")
+    code = ("import contextlib, io, sys; from gpuseg.cli import COMMANDS, main\n"
+            "for c in COMMANDS:\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+            "        main([c, '--help'])\n"
+            "    assert 'usage: gpuseg ' + c in out.getvalue(), c\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
     for command, (_, text) in COMMANDS.items():
         sub = next(a for a in build_parser([command])._actions if a.dest == "command")
         assert len(sub.choices[command]._actions) > 1, command  # its real parser, not the one-line stub

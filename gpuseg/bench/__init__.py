@@ -9,7 +9,8 @@
 ``gpuseg bench`` (:mod:`gpuseg.cli.bench`) is the command.
 """
 
-from .pipeline import STAGES, plan
-from .suite import run
+import lazy_loader
 
-__all__ = ["STAGES", "plan", "run"]
+# Lazily, as scikit-image: a submodule is imported when one of its names is first used, so the
+# command line builds its help without this package's dependencies. The names: __init__.pyi.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -26,33 +26,8 @@ Examples
 True
 """
 
-from .forest import Forest
-from .model_file import load, save
-from .pixel import (
-    COMPARE_SIZE,
-    PREDICT,
-    PROB_DTYPES,
-    Prediction,
-    TrainResult,
-    check_fits,
-    feature_spec,
-    predict,
-    spec_of,
-    train,
-)
+import lazy_loader
 
-__all__ = [
-    "COMPARE_SIZE",
-    "PREDICT",
-    "PROB_DTYPES",
-    "Forest",
-    "Prediction",
-    "TrainResult",
-    "check_fits",
-    "feature_spec",
-    "load",
-    "predict",
-    "save",
-    "spec_of",
-    "train",
-]
+# Lazily, as scikit-image: a submodule is imported when one of its names is first used, so the
+# command line builds its help without this package's dependencies. The names: __init__.pyi.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

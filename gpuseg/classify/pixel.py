@@ -47,23 +47,18 @@ from ..io.paths import parse
 from ..volumes import central_region
 from . import forest as fo
 from . import model_file, predictor, samples, sizing
+from .defaults import COMPARE_SIZE, GROWN_TREES, MAX_TREES, PROB_DTYPES
 from .scribbles import check_classes
 from .scribbles import read as read_scribbles
 
 log = logging.getLogger("gpuseg")
 
-PROB_DTYPES = ("uint8", "float16")
-COMPARE_SIZE = 64
-GROWN_TREES = 100
-"""Trees grown before the forest is sized by the data (ilastik's default forest)."""
 SIZING_SAMPLE = 1 << 16
 """Unlabelled voxels of the central crop the forest is sized on (a random sample of the 64³ crop's): at
 99.9 % agreement their binomial standard error is 0.012 %, far inside the margin, at a quarter of the time."""
 SIZING_BLOCK = 16
 """Edge of the blocks whose disagreements count as one cluster in the agreement's standard error
 (the ``default`` features reach σ = 10: neighbouring voxels flip together)."""
-MAX_TREES = 5000
-"""More trees than this change no label a forest of fewer gives, and cost hours per volume."""
 
 
 @dataclasses.dataclass(frozen=True)

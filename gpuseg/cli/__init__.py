@@ -63,8 +63,10 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The parser of ``gpuseg``. Only the module of the command ``argv`` names is imported (and with it
-    numpy, dask and zarr); the others are listed by their one line, so ``gpuseg --help`` starts at once."""
+    """The parser of ``gpuseg``. Only the module of the command ``argv`` names is imported; the others are
+    listed by their one line, so ``gpuseg --help`` starts at once. A command's module imports the library in
+    its handlers (the defaults its help shows come from light ``defaults`` modules and lazy packages), so
+    ``gpuseg train --help`` needs numpy alone, not dask, zarr, scipy or scikit-learn."""
     parser = _Parser(
         prog="gpuseg",
         description="Segment X-ray CT tomograms of battery electrodes, out of core, on CPU or GPU.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import classify
-from ..classify import pixel
+from ..classify import defaults
 from ..errors import ParameterError
 from . import command_help, options
 
@@ -27,14 +27,14 @@ def register(sub) -> None:
     p.add_argument("--mode", choices=("ilastik", "plain"), default="ilastik", help="filter semantics (default: ilastik)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--trees", type=_tree_count, default=None, metavar="N",
-                      help=f"grow and keep exactly N trees (default: grow {pixel.GROWN_TREES} and keep the fewest "
+                      help=f"grow and keep exactly N trees (default: grow {defaults.GROWN_TREES} and keep the fewest "
                            "whose labels agree with all of them on 99.9 %% of the central crop's unlabelled voxels)")
     size.add_argument("--full-forest", action="store_true",
-                      help=f"keep every tree grown ({pixel.GROWN_TREES}), without sizing the forest by the data")
+                      help=f"keep every tree grown ({defaults.GROWN_TREES}), without sizing the forest by the data")
     p.add_argument("--seed", type=int, default=0, help="random seed of the forest (default: 0)")
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of class values 1, 2, ...")
-    p.add_argument("--compare-size", type=options.positive_int, default=classify.COMPARE_SIZE,
-                   help=f"edge of the central crop on which iterations are compared (default: {classify.COMPARE_SIZE})")
+    p.add_argument("--compare-size", type=options.positive_int, default=defaults.COMPARE_SIZE,
+                   help=f"edge of the central crop on which iterations are compared (default: {defaults.COMPARE_SIZE})")
     options.add_compute(p)
     p.set_defaults(handler=_train)
 
@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("output", help="labels: out.zarr[/array], out.tif, or a folder of slices")
     p.add_argument("--probabilities", metavar="OUT", help="also write per-class probabilities (K, z, y, x)")
     p.add_argument("--uncertainty", metavar="OUT", help="also write 1 - (p1 - p2), the margin uncertainty")
-    p.add_argument("--prob-dtype", choices=classify.PROB_DTYPES, default="uint8",
+    p.add_argument("--prob-dtype", choices=defaults.PROB_DTYPES, default="uint8",
                    help="probabilities and uncertainty as uint8 0-255 (default) or float16")
     options.add_compute(p)
     p.set_defaults(handler=_predict)
@@ -81,8 +81,8 @@ def _tree_count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of trees") from None
-    if not 1 <= value <= pixel.MAX_TREES:
-        raise argparse.ArgumentTypeError(f"{value} trees: give a positive whole number, at most {pixel.MAX_TREES}")
+    if not 1 <= value <= defaults.MAX_TREES:
+        raise argparse.ArgumentTypeError(f"{value} trees: give a positive whole number, at most {defaults.MAX_TREES}")
     return value
 
 

@@ -8,8 +8,6 @@ import itertools
 import json
 from pathlib import Path
 
-from .. import metrics
-from ..engine import outputs
 from ..errors import ParameterError
 from . import command_help, options
 
@@ -55,6 +53,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from .. import metrics
+
     _check_outputs(args)
     report = metrics.compare(
         args.segmentations, args.truth, phases=args.phases, two_phase=args.two_phase, names=args.names,
@@ -109,6 +109,8 @@ def _variability(args: argparse.Namespace) -> int:
 
 
 def _write(path: str, dump) -> None:
+    from ..engine import outputs
+
     """Write via a hidden sibling, then move into place: a failure leaves no half file."""
     with outputs.staged(path, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
         dump(f)

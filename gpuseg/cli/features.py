@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import features
+from .. import featurespec
 from . import command_help, options
 
 
@@ -21,7 +21,7 @@ def register(sub) -> None:
                         "gaussian:1.0,laplacian:1.6,hessian:3.5 (default: default)")
     p.add_argument("--2d", dest="twod", action="store_true",
                    help="compute slice by slice in (y, x), as ilastik's 'compute in 2D'")
-    p.add_argument("--mode", choices=features.MODES, default="ilastik",
+    p.add_argument("--mode", choices=featurespec.MODES, default="ilastik",
                    help="ilastik: ilastik's filter semantics (pre-smoothing, windows); plain: exact scales, "
                         "scipy.ndimage semantics (default: ilastik)")
     options.add_compute(p)
@@ -29,6 +29,8 @@ def register(sub) -> None:
 
 
 def _features(args: argparse.Namespace) -> int:
+    from .. import features
+
     spec = features.parse_features(args.features, mode=args.mode, twod=args.twod)
     features.compute(args.input, spec, args.output, **options.compute_kwargs(args))
     print(f"{args.output}: {spec.channels} channels ({spec.mode} mode{', 2-D' if spec.twod else ''})")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from .. import filters
 from . import command_help, options
 
 
@@ -20,6 +19,8 @@ def register(sub) -> None:
 
 
 def _filter(args: argparse.Namespace) -> int:
+    from .. import filters
+
     sigma = args.sigma[0] if len(args.sigma) == 1 else tuple(args.sigma)
     filters.gaussian(args.input, sigma, truncate=args.truncate, output=args.output, **options.compute_kwargs(args))
     print(args.output)

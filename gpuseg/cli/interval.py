@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..engine import outputs
 from . import command_help, options
 
 
 def register(sub) -> None:
-    from ..study import uncertainty
+    from ..study import defaults
 
     p = sub.add_parser(
         "interval", help=command_help("interval"),
@@ -20,13 +19,13 @@ def register(sub) -> None:
                     "around the fraction (WIDEN calibrated so that other simulated users' fractions fall inside about "
                     "90 % of the time; docs/study.md, 'Uncertainty one user can report').")
     p.add_argument("probabilities", help="probabilities (class, z, y, x), uint8 or float: a zarr array or .npy")
-    p.add_argument("--delta", type=float, default=uncertainty.DELTA,
-                   help=f"threshold shift in p(active) that makes a voxel undecided, 0 to 0.5 (default: {uncertainty.DELTA:g})")
-    p.add_argument("--widen", type=float, default=uncertainty.WIDEN,
-                   help=f"times the threshold interval is widened, 1 = not at all (default: {uncertainty.WIDEN:g}, calibrated)")
+    p.add_argument("--delta", type=float, default=defaults.DELTA,
+                   help=f"threshold shift in p(active) that makes a voxel undecided, 0 to 0.5 (default: {defaults.DELTA:g})")
+    p.add_argument("--widen", type=float, default=defaults.WIDEN,
+                   help=f"times the threshold interval is widened, 1 = not at all (default: {defaults.WIDEN:g}, calibrated)")
     p.add_argument("--classes", type=int, nargs="+", metavar="C",
                    help="class value of each channel (default: the classes gpuseg predict stored with them)")
-    p.add_argument("--active", type=int, default=uncertainty.ACTIVE, help="class value of active material (default: 1)")
+    p.add_argument("--active", type=int, default=defaults.ACTIVE, help="class value of active material (default: 1)")
     p.add_argument("--json", metavar="OUT", help="also write the numbers as JSON")
     options.add_compute(p, device=False)
     p.set_defaults(handler=_interval)
@@ -47,6 +46,7 @@ def describe(name: str, found) -> str:
 
 
 def _interval(args: argparse.Namespace) -> int:
+    from ..engine import outputs
     from ..study import uncertainty
 
     if args.json:

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 from .. import validate
 from ..backend import DEVICES
-from ..engine import cluster, outputs
 from ..errors import OutputError, ParameterError
 
 
@@ -56,6 +55,8 @@ def chunks_of(args: argparse.Namespace):
 def compute_kwargs(args: argparse.Namespace) -> dict:
     """The keyword arguments every computing API function takes, from the parsed options, their scheduler
     and workers checked before anything is read or written."""
+    from ..engine import cluster  # here, not at the top: every command's --help builds without dask and zarr
+
     cluster.check_scheduler(args.scheduler)
     validate.workers(args.workers, cluster.default_workers(), args.scheduler)
     kwargs = dict(
@@ -69,6 +70,8 @@ def compute_kwargs(args: argparse.Namespace) -> dict:
 
 def check_outputs(paths: Iterable[str | None], inputs: Iterable[str | None], overwrite: bool) -> None:
     """Before any work: every output given has its own path, is no input, and exists only with ``--overwrite``."""
+    from ..engine import outputs
+
     given = [p for p in paths if p]
     sources = [i for i in inputs if i]
     for path in given:

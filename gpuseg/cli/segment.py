@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..segment import speckle, threshold, watershed
+from ..segment import defaults
 from . import command_help, options
 
 
@@ -34,8 +34,8 @@ def register(sub) -> None:
     _io(m)
     m.add_argument("--low", type=float, required=True, help="grey values below seed non-active (2)")
     m.add_argument("--high", type=float, required=True, help="grey values above seed active (1)")
-    m.add_argument("--halo", type=options.positive_int, default=watershed.DEFAULT_HALO,
-                   help=f"context voxels per block side (default {watershed.DEFAULT_HALO}: ≥ 99.9 %% agreement with a whole-volume watershed)")
+    m.add_argument("--halo", type=options.positive_int, default=defaults.WATERSHED_HALO,
+                   help=f"context voxels per block side (default {defaults.WATERSHED_HALO}: ≥ 99.9 %% agreement with a whole-volume watershed)")
     _common(m)
     m.set_defaults(handler=_watershed)
 
@@ -63,6 +63,7 @@ def _plot(args: argparse.Namespace, **marks) -> None:
     if not args.plot:
         return
     from ..plots import histogram_figure
+    from ..segment import threshold
 
     hist = marks.pop("hist", None)
     if hist is None:
@@ -74,6 +75,8 @@ def _plot(args: argparse.Namespace, **marks) -> None:
 
 
 def _threshold(args: argparse.Namespace) -> int:
+    from ..segment import threshold
+
     options.check_outputs([args.output, args.plot], [args.input], args.overwrite)
     values = [v + args.offset for v in args.value]  # in the order given: apply_thresholds refuses them unordered
     threshold.apply_thresholds(args.input, values, output=args.output, method="manual", **options.compute_kwargs(args))
@@ -83,6 +86,8 @@ def _threshold(args: argparse.Namespace) -> int:
 
 
 def _otsu(args: argparse.Namespace) -> int:
+    from ..segment import threshold
+
     options.check_outputs([args.output, args.plot], [args.input], args.overwrite)
     compute = options.compute_kwargs(args)
     threshold.check_output(args.output, args.overwrite)
@@ -95,6 +100,8 @@ def _otsu(args: argparse.Namespace) -> int:
 
 
 def _watershed(args: argparse.Namespace) -> int:
+    from ..segment import watershed
+
     options.check_outputs([args.output, args.plot], [args.input], args.overwrite)
     watershed.check_window(args.low, args.high)
     watershed.watershed(args.input, args.low, args.high, halo=args.halo, output=args.output, **options.compute_kwargs(args))
@@ -104,6 +111,8 @@ def _watershed(args: argparse.Namespace) -> int:
 
 
 def _speckle(args: argparse.Namespace) -> int:
+    from ..segment import speckle
+
     speckle.remove_speckles(args.input, args.min_size, phase=args.phase, fill=args.fill, connectivity=args.connectivity,
                             output=args.output, **options.compute_kwargs(args))
     print(args.output)

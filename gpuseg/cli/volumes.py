@@ -12,18 +12,14 @@ import argparse
 import json
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from .. import volumes
-from ..engine import outputs
 from ..errors import OutputError
-from ..io import info as volume_info
-from ..io import metadata
-from ..io.paths import check_writable_kind
-from ..io.summary import channel_slabs, check_channels, summary
-from ..progress import Progress
 from . import command_help, options
+
+# The library is imported by the handlers, not here: `gpuseg ingest --help` builds without zarr or dask.
 
 
 def register(sub) -> None:
@@ -63,6 +59,8 @@ def _voxel(values):
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from .. import volumes
+
     arr = volumes.ingest(args.input, args.output, voxel_size=_voxel(args.voxel_size), chunks=options.chunks_of(args),
                     overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.output}: {arr.shape} {arr.dtype}, chunks {arr.chunks}")
@@ -70,6 +68,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .. import volumes
+
     if _beyond_volumes(args.input):
         _export_channels(args.input, args.output, overwrite=args.overwrite, progress=not args.quiet)
         print(args.output)
@@ -80,6 +80,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _crop(args: argparse.Namespace) -> int:
+    from .. import volumes
+
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
     arr = volumes.crop(args.input, args.output, size=size, start=args.start, chunks=options.chunks_of(args),
                   overwrite=args.overwrite, progress=not args.quiet)
@@ -88,6 +90,8 @@ def _crop(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from ..io.summary import summary
+
     s = summary(args.input, progress=not args.quiet)
     if args.json:
         print(json.dumps(s, indent=2))
@@ -118,6 +122,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _beyond_volumes(path: str) -> bool:
     """An output :mod:`gpuseg.volumes` refuses: 4-D (channel, z, y, x), or float16 (probabilities, uncertainty)."""
+    from ..io import info as volume_info
+
     vol = volume_info(path)
     return len(vol.shape) == 4 or vol.dtype == np.float16
 
@@ -125,6 +131,14 @@ def _beyond_volumes(path: str) -> bool:
 def _export_channels(source: str, output: str, *, overwrite: bool = False, progress: bool = False) -> str:
     """Into zarr (a copy) or one OME-TIFF (pages z by z, the channels of each z together: axes ZCYX)."""
     import tifffile
+
+    from .. import volumes
+    from ..engine import outputs
+    from ..io import info as volume_info
+    from ..io import metadata
+    from ..io.paths import check_writable_kind
+    from ..io.summary import channel_slabs, check_channels
+    from ..progress import Progress
 
     vol = volume_info(source)
     check_channels(vol)
@@ -139,7 +153,7 @@ def _export_channels(source: str, output: str, *, overwrite: bool = False, progr
     size = metadata.voxel_size(vol.attrs)
     physical = {f"PhysicalSize{a}": v / 1000 for a, v in zip("ZYX", size)} if size else {}  # OME-TIFF: µm
 
-    def pages(bar: Progress) -> Iterator[np.ndarray]:
+    def pages(bar: Any) -> Iterator[np.ndarray]:
         for _, slab in channel_slabs(source, vol, (vol.chunks or (16,))[-3]):
             for z in range(slab.shape[-3]):
                 yield from slab[..., z, :, :].reshape(-1, *space[1:]).astype(dtype, copy=False)

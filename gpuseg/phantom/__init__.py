@@ -10,7 +10,8 @@ Modules: :mod:`.microstructure` (labels), :mod:`.ct` (forward model), :mod:`.tex
 (noise, rings, speckle), :mod:`.presets`, :mod:`.measure` (SNR, CNR, separability).
 """
 
-from .build import generate, make
-from .presets import NOISE_SWEEP, PRESETS
+import lazy_loader
 
-__all__ = ["NOISE_SWEEP", "PRESETS", "generate", "make"]
+# Lazily, as scikit-image: a submodule is imported when one of its names is first used, so the
+# command line builds its help without this package's dependencies. The names: __init__.pyi.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

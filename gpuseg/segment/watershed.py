@@ -30,9 +30,10 @@ from .. import backend
 from ..engine import Operation, Result, RunOptions, process
 from ..engine.blocks import normalize_halo
 from ..errors import ParameterError
+from .defaults import WATERSHED_HALO
 from .threshold import PHASE_NAMES
 
-DEFAULT_HALO = 16
+DEFAULT_HALO = WATERSHED_HALO
 #: Voxels per work unit out of core: scikit-image's watershed needs about 60 bytes per voxel,
 #: so blocks stay at one 128³ chunk (about 0.3 GB each with the halo) rather than the engine's default.
 BLOCK_VOXELS = 128**3

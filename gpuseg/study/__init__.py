@@ -8,9 +8,8 @@
   probabilities (:func:`active_fraction_interval`).
 """
 
-from .protocols import parse_protocols
-from .run import DEFAULT_PROTOCOLS, run_study
-from .uncertainty import FractionInterval, active_fraction_interval
-from .users import User
+import lazy_loader
 
-__all__ = ["DEFAULT_PROTOCOLS", "FractionInterval", "User", "active_fraction_interval", "parse_protocols", "run_study"]
+# Lazily, as scikit-image: a submodule is imported when one of its names is first used, so the
+# command line builds its help without this package's dependencies. The names: __init__.pyi.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -50,15 +50,10 @@ from ..engine import is_path, reduce
 from ..errors import InputError, ParameterError
 from ..io import open_array, parse
 from ..io.zarrio import normalize_chunks
+from .defaults import ACTIVE, DELTA, WIDEN
 
-ACTIVE = 1
-"""The class value of active material (the project's convention)."""
 LEVELS = 255
 """Steps of the probability grid: ``gpuseg predict`` stores probabilities as uint8, p = k / 255."""
-DELTA = 0.25
-"""The threshold shift in p(active) that makes a voxel undecided (a quarter of the trees or more dissent)."""
-WIDEN = 2.7
-"""How many times the threshold interval is widened: calibrated (the module notes, ``docs/study.md``)."""
 COVERAGE = 0.9
 """How often another user's fraction should fall inside one user's interval: what :data:`WIDEN` is calibrated to."""
 
