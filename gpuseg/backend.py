@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
+import threading
 import types
 from typing import Any, Literal
 
@@ -72,13 +74,31 @@ def _cpu() -> Backend:
     return Backend("cpu", np, scipy.ndimage)
 
 
+PROBE_TIMEOUT_S = 60.0
+"""How long the GPU probe may take (``GPUSEG_GPU_PROBE_TIMEOUT`` overrides): a first CUDA context takes
+seconds; a hung driver or a device held in exclusive mode by another process would take forever."""
+
+
 @functools.cache
 def gpu_status() -> tuple[bool, str]:
-    """Whether a CUDA device really works, and why not if it does not.
+    """Whether a CUDA device really works, and why not if it does not, within :data:`PROBE_TIMEOUT_S`.
 
     Importing cupy is not enough: with no usable driver cupy imports fine and
-    fails on first use (``cudaErrorInsufficientDriver``), so a tiny kernel is run.
+    fails on first use (``cudaErrorInsufficientDriver``), so a tiny kernel is run. It runs in a
+    daemon thread, so a probe that never returns counts as no GPU instead of hanging the run.
     """
+    timeout = float(os.environ.get("GPUSEG_GPU_PROBE_TIMEOUT", PROBE_TIMEOUT_S))
+    answer: list[tuple[bool, str]] = []
+    probe = threading.Thread(target=lambda: answer.append(_probe_gpu()), name="gpuseg-gpu-probe", daemon=True)
+    probe.start()
+    probe.join(timeout)
+    if not answer:
+        return False, (f"the GPU did not answer within {timeout:g} s (a hung driver, or a device another process "
+                       "holds exclusively); set GPUSEG_GPU_PROBE_TIMEOUT to wait longer")
+    return answer[0]
+
+
+def _probe_gpu() -> tuple[bool, str]:
     try:
         import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install

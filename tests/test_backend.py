@@ -52,6 +52,26 @@ def test_auto_falls_back_when_driver_is_insufficient(monkeypatch, fresh_status, 
     assert len([r for r in caplog.records if "no usable GPU" in r.getMessage()]) == 1
 
 
+def test_a_gpu_probe_that_hangs_ends_in_bounded_time(monkeypatch, fresh_status):
+    """A driver that never answers is no GPU after GPUSEG_GPU_PROBE_TIMEOUT: auto falls back, gpu is one line."""
+    import threading
+    import time
+
+    release = threading.Event()
+    cupy = _fake_cupy_without_driver()
+    cupy.cuda.runtime.getDeviceCount = lambda: release.wait(30) and 1
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setenv("GPUSEG_GPU_PROBE_TIMEOUT", "0.3")
+    start = time.monotonic()
+    try:
+        assert backend.resolve("auto").name == "cpu"
+        with pytest.raises(DeviceError, match=r"did not answer within 0.3 s.*GPUSEG_GPU_PROBE_TIMEOUT.*--device cpu"):
+            backend.resolve("gpu")
+    finally:
+        release.set()  # let the probe thread end
+    assert time.monotonic() - start < 5
+
+
 def test_gpu_requested_without_gpu_is_a_clear_error(monkeypatch, fresh_status):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy_without_driver())
     with pytest.raises(DeviceError, match="no GPU is usable.*--device cpu"):
