@@ -116,6 +116,9 @@ def test_cli_json_csv_plots_difference(tmp_path, users, stored, capsys):
         rows = list(csv.DictReader(fh))
     acc = {r["item"]: float(r["value"]) for r in rows if r["metric"] == "accuracy"}
     assert acc == dict(zip("ABC", ref["accuracy"]))
+    fractions = [r for r in rows if r["item"] == "A" and r["metric"] == "fraction"]
+    assert [(r["phase"], r["phase_name"]) for r in fractions] == [(p, n) for p, n in report["phase_names"].items()]
+    assert all(r["phase_name"] for r in fractions) and float(fractions[0]["value"]) == report["segmentations"][0]["fractions"]["1"]
     assert run_cli("variability", f"{out}.json", f"{out}.json", "--methods", "S", "S again", "--output", tmp_path / "f3.png") == 0
     assert run_cli("variability", f"{out}.csv", "--output", tmp_path / "f3b.png") == 2
     assert "not a report of gpuseg compare" in capsys.readouterr().err

@@ -24,7 +24,7 @@ def register(sub) -> None:
                    help="count every label above 1 as non-active (2), as the study's image subtraction; "
                         "compares two-phase segmentations with a three-phase truth")
     p.add_argument("--json", metavar="OUT", help="write the full report as JSON")
-    p.add_argument("--csv", metavar="OUT", help="write the report as a long table: item, metric, phase, value")
+    p.add_argument("--csv", metavar="OUT", help="write the report as a long table: item, metric, phase, phase_name, value")
     p.add_argument("--plot", metavar="PNG", help="variability bar chart (the study's Fig. 3)")
     p.add_argument("--slices", metavar="PNG", help="central orthoslices and pairwise difference images (the study's Fig. 1)")
     p.add_argument("--grey", metavar="RAW", help="grey volume under the --slices overlay")
@@ -65,7 +65,8 @@ def _compare(args: argparse.Namespace) -> int:
     if args.json:
         _write(args.json, lambda f: json.dump(report, f, indent=2))
     if args.csv:
-        _write(args.csv, lambda f: csv.writer(f).writerows([("item", "metric", "phase", "value"), *rows(report)]))
+        _write(args.csv, lambda f: csv.writer(f).writerows([("item", "metric", "phase", "phase_name", "value"),
+                                                              *rows(report)]))
     if args.plot:
         from ..plots import short_name, variability_figure
 
@@ -117,23 +118,26 @@ def _write(path: str, dump) -> None:
 
 
 def rows(report: dict):
-    """The report as (item, metric, phase, value) rows."""
+    """The report as (item, metric, phase, phase name, value) rows; metrics of no phase leave both empty."""
+    names = report.get("phase_names", {})
+
+    def per_phase(item: str, metric: str, values: dict):
+        for phase, value in values.items():
+            yield item, metric, phase, names.get(phase, ""), value
+
     for s in report["segmentations"]:
         for metric in ("fractions", "dice", "iou", "fraction_deviation", "relative_fraction_deviation"):
-            for phase, value in s.get(metric, {}).items():
-                yield s["name"], metric.rstrip("s") if metric == "fractions" else metric, phase, value
+            yield from per_phase(s["name"], metric.rstrip("s") if metric == "fractions" else metric, s.get(metric, {}))
         for metric in ("assigned", "accuracy"):
             if metric in s:
-                yield s["name"], metric, "", s[metric]
-    for phase, value in report["fraction_std"].items():
-        yield "all", "fraction_std", phase, value
+                yield s["name"], metric, "", "", s[metric]
+    yield from per_phase("all", "fraction_std", report["fraction_std"])
     for p in report["pairs"]:
-        yield f"{p['a']} | {p['b']}", "differing_percent", "", p["percent"]
-        yield f"{p['a']} | {p['b']}", "differing_voxels", "", p["differing"]
-    yield "all", "mean_pairwise_percent", "", report["mean_pairwise_percent"]
+        yield f"{p['a']} | {p['b']}", "differing_percent", "", "", p["percent"]
+        yield f"{p['a']} | {p['b']}", "differing_voxels", "", "", p["differing"]
+    yield "all", "mean_pairwise_percent", "", "", report["mean_pairwise_percent"]
     if "truth" in report:
-        for phase, value in report["truth"]["fractions"].items():
-            yield report["truth"]["name"], "fraction", phase, value
+        yield from per_phase(report["truth"]["name"], "fraction", report["truth"]["fractions"])
 
 
 def _f(value, fmt: str = ".4f") -> str:
