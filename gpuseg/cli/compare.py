@@ -110,9 +110,9 @@ def _variability(args: argparse.Namespace) -> int:
 
 
 def _write(path: str, dump) -> None:
+    """Write via a hidden sibling, then move into place: a failure leaves no half file."""
     from ..engine import outputs
 
-    """Write via a hidden sibling, then move into place: a failure leaves no half file."""
     with outputs.staged(path, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
         dump(f)
 

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from ..errors import OutputError
 from . import command_help, options
 
 # The library is imported by the handlers, not here: `gpuseg ingest --help` builds without zarr or dask.
+if TYPE_CHECKING:
+    from ..progress import Progress
 
 
 def register(sub) -> None:
@@ -153,7 +155,7 @@ def _export_channels(source: str, output: str, *, overwrite: bool = False, progr
     size = metadata.voxel_size(vol.attrs)
     physical = {f"PhysicalSize{a}": v / 1000 for a, v in zip("ZYX", size)} if size else {}  # OME-TIFF: µm
 
-    def pages(bar: Any) -> Iterator[np.ndarray]:
+    def pages(bar: Progress) -> Iterator[np.ndarray]:
         for _, slab in channel_slabs(source, vol, (vol.chunks or (16,))[-3]):
             for z in range(slab.shape[-3]):
                 yield from slab[..., z, :, :].reshape(-1, *space[1:]).astype(dtype, copy=False)
