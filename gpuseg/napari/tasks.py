@@ -6,7 +6,8 @@ local schedulers call in the thread that computes): each finished task advances 
 once ``cancel`` is set no further task starts. The blocks already running finish, the engine discards or keeps
 its hidden partial output as after any failure (:mod:`gpuseg.engine.outputs`: a target is only ever replaced by
 a complete output, and a rerun resumes the partial), and :class:`Cancelled` is raised. It needs a local
-scheduler (``threads``, the default, or ``synchronous``).
+scheduler (``threads``, the default, or ``synchronous``). The widget's three jobs, run in worker threads
+(:func:`preview_job`, :func:`train_job`, :func:`predict_job`), are here too, away from Qt.
 
 Examples
 --------
@@ -39,12 +40,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 from dask.callbacks import Callback
 
 from .. import classify
+from ..classify import preview as pv
 
 Report = Callable[[int, int], None]
 
@@ -124,3 +128,43 @@ def predict(image: str | os.PathLike[str], model: Any, output: str | os.PathLike
             return classify.predict(image, model, output, **options)
     except Cancelled:
         raise stopped from None
+
+
+# --------------------------------------------------------------------------- the widget's jobs (worker threads)
+
+
+def preview_job(session: pv.SlicePreview, z: int, labels: Any, painted: list[int], trees: int,
+                forest: classify.Forest | None) -> tuple[Any, pv.SlicePrediction | None, dict[str, float]]:
+    """Features of slice ``z`` (cached), a live forest on ``labels`` (when given), the slice predicted; timings."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    if not session.cached(z):
+        session.features(z)
+        timings["features"] = time.perf_counter() - start
+    if labels is not None:
+        t = time.perf_counter()
+        X, y = session.samples(labels, painted)
+        if len(np.unique(y)) < 2:  # while the first class is painted: no preview yet, and nothing to say
+            return None, None, timings
+        forest = session.fit(X, y, trees=trees)
+        timings["train"] = time.perf_counter() - t
+    if forest is None:
+        return None, None, timings
+    t = time.perf_counter()
+    shown = session.predict(z, forest)
+    timings["predict"] = time.perf_counter() - t
+    return forest, shown, timings
+
+
+def train_job(source: Any, labels: np.ndarray, features: str, twod: bool, trees: int | None) -> classify.TrainResult:
+    return classify.train(source, labels, features=features, twod=twod, trees=trees)
+
+
+def predict_job(source: str, forest: classify.Forest, labels: str, targets: dict[str, str | None], overwrite: bool,
+                cancel: threading.Event, report: Any, done: threading.Event, options: dict[str, Any]) -> str:
+    try:
+        return predict(source, forest, labels, uncertainty=targets["uncertainty"],
+                       probabilities=targets["probabilities"], overwrite=overwrite, report=report, cancel=cancel,
+                       **options)
+    finally:
+        done.set()

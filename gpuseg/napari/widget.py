@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +55,7 @@ from ..classify import preview as pv
 from ..classify.scribbles import read_one
 from ..errors import GpusegError, InputError
 from ..io import metadata
-from . import tasks
-from .reader import PATH_KEY
+from . import layers, tasks
 
 log = logging.getLogger("gpuseg")
 
@@ -222,7 +220,7 @@ class ClassifierWidget(QWidget):
             current = box.currentText()
             names = [layer.name for layer in self.viewer.layers if isinstance(layer, kind)
                      and layer.name not in (PREVIEW_PREDICTION, PREVIEW_UNCERTAINTY)
-                     and not (kind is Image and _ndim(layer) != 3)]
+                     and not (kind is Image and layers.ndim(layer) != 3)]
             box.blockSignals(True)
             box.clear()
             box.addItems(names)
@@ -231,12 +229,12 @@ class ClassifierWidget(QWidget):
             box.blockSignals(False)
         self._watch_scribbles()
         if self.image_layer is not None and not self.output_edit.text():
-            self.output_edit.setText(default_output(self.image_layer))
+            self.output_edit.setText(layers.default_output(self.image_layer))
 
     def _image_changed(self, *_: Any) -> None:
         self._session, self._session_key = None, None
         if self.image_layer is not None:
-            self.output_edit.setText(default_output(self.image_layer))
+            self.output_edit.setText(layers.default_output(self.image_layer))
 
     def _features_changed(self, *_: Any) -> None:
         if self.forest is not None and self.forest_origin != "loaded":
@@ -249,9 +247,9 @@ class ClassifierWidget(QWidget):
         if image is None:
             show_warning("open a tomogram first: the scribbles take its shape")
             return None
-        shape = _level0(image).shape
-        layer = self.viewer.add_labels(np.zeros(shape, np.uint8), name=_free_name(self.viewer, "scribbles"),
-                                       opacity=0.9, colormap=class_colormap(range(1, 9)), **_placed_like(image))
+        shape = layers.level0(image).shape
+        layer = self.viewer.add_labels(np.zeros(shape, np.uint8), name=layers.free_name(self.viewer, "scribbles"),
+                                       opacity=0.9, colormap=class_colormap(range(1, 9)), **layers.placed_like(image))
         layer.mode = "paint"
         layer.brush_size = 5
         self.scribbles_box.setCurrentText(layer.name)
@@ -276,7 +274,7 @@ class ClassifierWidget(QWidget):
 
     def _painted_stroke(self, event: Any = None) -> None:
         """After a stroke (napari tells before it writes the data: looked at once control returns to Qt)."""
-        touched = {self.current_slice()} | _stroke_slices(getattr(event, "value", None))
+        touched = {self.current_slice()} | layers.stroke_slices(getattr(event, "value", None))
         self._strokes_pending += 1
         QTimer.singleShot(0, lambda: self._stroke_done(touched) if _alive(self) else None)
 
@@ -298,7 +296,7 @@ class ClassifierWidget(QWidget):
         if layer is None:
             return 0
         z = float(layer.world_to_data(self.viewer.dims.point)[0])
-        return int(min(max(round(z), 0), _level0(layer).shape[0] - 1))
+        return int(min(max(round(z), 0), layers.level0(layer).shape[0] - 1))
 
     def _slice_changed(self, event: Any = None) -> None:
         """On another slice: its preview, or without a forest yet its features, ready before the first stroke."""
@@ -319,7 +317,7 @@ class ClassifierWidget(QWidget):
             features, twod = self.features_box.currentText().strip() or "default", self.twod_box.isChecked()
         key = (id(image), str(features), twod)
         if self._session is None or self._session_key != key:
-            self._session = pv.SlicePreview(_level0(image), features, twod=twod, name=image.name)
+            self._session = pv.SlicePreview(layers.level0(image), features, twod=twod, name=image.name)
             self._session_key = key
         return self._session
 
@@ -353,13 +351,13 @@ class ClassifierWidget(QWidget):
         z = self.current_slice()
         trees = self.trees_box.value() or pv.PREVIEW_TREES
         self._preview_running, self._preview_again, self._preview_auto = True, None, True
-        self._start(_preview_job, session, z, labels, sorted(self._painted), trees, self.forest,
+        self._start(tasks.preview_job, session, z, labels, sorted(self._painted), trees, self.forest,
                     returned=self._previewed, finished=self._preview_finished)
 
     def preview_now(self, train: bool = True) -> pv.SlicePrediction | None:
         """:meth:`preview` in this thread, returning what it shows (scripts, tests, timing)."""
         layer = self.scribbles_layer
-        result = _preview_job(self.session(), self.current_slice(), layer.data if train and layer is not None else None,
+        result = tasks.preview_job(self.session(), self.current_slice(), layer.data if train and layer is not None else None,
                               sorted(self._painted), self.trees_box.value() or pv.PREVIEW_TREES, self.forest)
         self._previewed(result)
         return result[1]
@@ -401,14 +399,14 @@ class ClassifierWidget(QWidget):
             layer.colormap, layer.features = class_colormap(names), features
         else:
             self.viewer.add_labels(shown.labels[None], name=PREVIEW_PREDICTION, opacity=0.5, colormap=class_colormap(names),
-                                   features=features, **{**_placed_like(image), "translate": at})
+                                   features=features, **{**layers.placed_like(image), "translate": at})
         if PREVIEW_UNCERTAINTY in self.viewer.layers:
             layer = self.viewer.layers[PREVIEW_UNCERTAINTY]
             layer.data, layer.translate, layer.scale = shown.uncertainty[None], at, scale
         else:
             self.viewer.add_image(shown.uncertainty[None], name=PREVIEW_UNCERTAINTY, colormap="inferno",
                                   contrast_limits=(0.0, 1.0), opacity=0.7, visible=False,
-                                  **{**_placed_like(image), "translate": at})
+                                  **{**layers.placed_like(image), "translate": at})
         if self.scribbles_layer is not None:  # keep painting where the painter was
             self.viewer.layers.selection.active = self.scribbles_layer
 
@@ -421,10 +419,10 @@ class ClassifierWidget(QWidget):
             show_warning("open a tomogram and paint a scribbles layer first")
             return
         features = self.features_box.currentText().strip() or "default"
-        source = _source(image)
+        source = layers.source_of(image)
         self.status.setText("training…")
         self.train_button.setEnabled(False)
-        self._start(_train_job, source, np.asarray(layer.data), features, self.twod_box.isChecked(),
+        self._start(tasks.train_job, source, np.asarray(layer.data), features, self.twod_box.isChecked(),
                     self.trees_box.value() or None, returned=self._trained,
                     finished=lambda: self.train_button.setEnabled(True))
 
@@ -454,12 +452,12 @@ class ClassifierWidget(QWidget):
         image = self.image_layer
         if image is None:
             raise InputError("open the tomogram first: scribbles are checked against its shape")
-        shape = _level0(image).shape
+        shape = layers.level0(image).shape
         index, values = read_one(os.fspath(path), shape)
         data = np.zeros(shape, np.uint8)
         data.reshape(-1)[index] = values
-        layer = self.viewer.add_labels(data, name=_free_name(self.viewer, Path(os.fspath(path)).name),
-                                       colormap=class_colormap(range(1, 9)), opacity=0.9, **_placed_like(image))
+        layer = self.viewer.add_labels(data, name=layers.free_name(self.viewer, Path(os.fspath(path)).name),
+                                       colormap=class_colormap(range(1, 9)), opacity=0.9, **layers.placed_like(image))
         self.scribbles_box.setCurrentText(layer.name)
         return layer
 
@@ -513,7 +511,7 @@ class ClassifierWidget(QWidget):
         if image is None or self.forest is None:
             show_warning("open a tomogram, paint and train first")
             return
-        source = _source(image)
+        source = layers.source_of(image)
         if not isinstance(source, str):
             show_warning(f"{image.name} is not on disk: predicting the volume out of core needs the tomogram opened "
                          "from a file (File ▸ Open, or `napari --plugin gpuseg IMAGE.zarr`)")
@@ -530,7 +528,7 @@ class ClassifierWidget(QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._register_task(f"predicting {image.name} into {out}")
-        self._start(_predict_job, source, self.forest, f"{out}/labels", targets, self.overwrite_box.isChecked(), self._cancel,
+        self._start(tasks.predict_job, source, self.forest, f"{out}/labels", targets, self.overwrite_box.isChecked(), self._cancel,
                     self.run_progressed.emit, self._run_done, dict(self.run_options),
                     returned=lambda _: self._predicted(out),
                     finished=self._run_finished)
@@ -624,98 +622,6 @@ def notify(exc: Exception) -> None:
         show_error(f"gpuseg failed: {type(exc).__name__}: {exc} (the log has the traceback)")
 
 
-# --------------------------------------------------------------------------- jobs (run in worker threads)
-
-
-def _preview_job(session: pv.SlicePreview, z: int, labels: Any, painted: list[int], trees: int,
-                 forest: classify.Forest | None) -> tuple[Any, pv.SlicePrediction | None, dict[str, float]]:
-    """Features of slice ``z`` (cached), a live forest on ``labels`` (when given), the slice predicted; timings."""
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    if not session.cached(z):
-        session.features(z)
-        timings["features"] = time.perf_counter() - start
-    if labels is not None:
-        t = time.perf_counter()
-        X, y = session.samples(labels, painted)
-        if len(np.unique(y)) < 2:  # while the first class is painted: no preview yet, and nothing to say
-            return None, None, timings
-        forest = session.fit(X, y, trees=trees)
-        timings["train"] = time.perf_counter() - t
-    if forest is None:
-        return None, None, timings
-    t = time.perf_counter()
-    shown = session.predict(z, forest)
-    timings["predict"] = time.perf_counter() - t
-    return forest, shown, timings
-
-
-def _train_job(source: Any, labels: np.ndarray, features: str, twod: bool, trees: int | None) -> classify.TrainResult:
-    return classify.train(source, labels, features=features, twod=twod, trees=trees)
-
-
-def _predict_job(source: str, forest: classify.Forest, labels: str, targets: dict[str, str | None], overwrite: bool,
-                 cancel: threading.Event, report: Any, done: threading.Event, options: dict[str, Any]) -> str:
-    try:
-        return tasks.predict(source, forest, labels, uncertainty=targets["uncertainty"],
-                             probabilities=targets["probabilities"], overwrite=overwrite, report=report, cancel=cancel,
-                             **options)
-    finally:
-        done.set()
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _level0(layer: Any) -> Any:
-    """A layer's full-resolution data (level 0 of a multiscale layer)."""
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-
-
-def _placed_like(image: Any) -> dict[str, Any]:
-    """Scale, position, units and axis names of ``image``, for a layer drawn over it."""
-    return {"scale": image.scale, "translate": image.translate, "units": image.units, "axis_labels": image.axis_labels}
-
-
-def _ndim(layer: Any) -> int:
-    return len(_level0(layer).shape)
-
-
-def _source(image: Any) -> Any:
-    """What training and prediction read: the image's path when it came from disk (out of core), else its array."""
-    path = image.metadata.get(PATH_KEY)  # set by the gpuseg reader; another reader's source path may mean anything
-    return os.fspath(path) if path else np.asarray(_level0(image))
-
-
-def default_output(image: Any) -> str:
-    """``DIR/NAME-forest.zarr`` beside the image's store, else in the working folder."""
-    path = image.metadata.get(PATH_KEY)
-    if path:
-        store = Path(path.split(".zarr")[0] + ".zarr")
-        return os.fspath(store.with_name(f"{store.stem}-{image.name}-forest.zarr"))
-    return os.fspath(Path.cwd() / f"{image.name}-forest.zarr")
-
-
-def _free_name(viewer: Any, base: str) -> str:
-    name, i = base, 1
-    while name in viewer.layers:
-        i += 1
-        name = f"{base} [{i}]"
-    return name
-
-
-def _stroke_slices(item: Any) -> set[int]:
-    """z slices a napari paint event's history item reached (best effort: napari's atoms are not public)."""
-    found: set[int] = set()
-    for atom in item or []:
-        key = getattr(atom, "slice_key", None)
-        if key is not None and isinstance(key[0], slice):
-            found.update(range(key[0].start or 0, key[0].stop or 0))
-        elif isinstance(atom, tuple) and atom and isinstance(atom[0], tuple) and len(atom[0]) == 3:
-            found.update(np.unique(np.asarray(atom[0][0])).tolist())
-    return found
-
-
 def _alive(widget: QWidget) -> bool:
     """Whether the widget's Qt object still exists (a run may end after the viewer closed)."""
     try:
@@ -725,4 +631,4 @@ def _alive(widget: QWidget) -> bool:
     return True
 
 
-__all__ = ["ClassifierWidget", "class_colormap", "default_output"]
+__all__ = ["ClassifierWidget", "class_colormap"]
