@@ -95,9 +95,8 @@ def _scale_features(source: Any, plans: dict[str, FeaturePlan], axes: tuple[int,
     opts: dict[str, Any] = dict(truncate=plan.truncate, kernel=plan.kernel, mode=plan.mode, axes=axes)
     if "structure_tensor_eigenvalues" in plans:
         inner, outer = plans["structure_tensor_eigenvalues"].sigmas
-        tensor = filters.structure_tensor(source, inner, outer, core=core, **opts)
-        results["structure_tensor_eigenvalues"] = symmetric_eigenvalues(tensor)
-        del tensor
+        results["structure_tensor_eigenvalues"] = filters.structure_tensor_eigenvalues(source, inner, outer, core=core,
+                                                                                      **opts)
     n = len(axes)
     unit = [tuple(int(k == a) for k in range(n)) for a in range(n)]
     pairs = [(a, b) for a in range(n) for b in range(a, n)]  # the upper triangle, row by row
